@@ -1,0 +1,53 @@
+# mlfo: the README's two commands are `make demo` and `make test`.
+# Both create (or reuse) the virtualenv .venv with the pinned requirements of settings.ini.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.mlfo-installed
+JOBS ?= 2
+
+.PHONY: help venv test test-slow demo results docs-offline export clean-nbs check-nbdev clean
+
+help:
+	@echo "make demo          run the main job (tiny preset, synthetic data) and print where its results are"
+	@echo "make test          install, check notebooks == package, run every notebook test and pytest"
+	@echo "make test-slow     the same, with the slow checks too"
+	@echo "make docs-offline  build the HTML docs without Quarto, into _docs_offline/"
+	@echo "make results       the whole embedded suite (hours; resumable)"
+
+# (Re)install when the pins change. pip takes torch/torchvision from the local wheel cache when present.
+$(STAMP): settings.ini setup.py
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+check-nbdev: $(STAMP)
+	$(BIN)/python tools/check_nbdev.py
+
+test: $(STAMP)
+	$(BIN)/python tools/check_nbdev.py
+	$(BIN)/python -m pytest -n $(JOBS) tests/
+
+test-slow: $(STAMP)
+	$(BIN)/python tools/check_nbdev.py
+	$(BIN)/python -m pytest -n $(JOBS) --slow tests/
+
+demo: $(STAMP)
+	$(BIN)/python -m mlfo.cli demo
+
+results: $(STAMP)
+	$(BIN)/python -m mlfo.cli results
+
+docs-offline: $(STAMP)
+	$(BIN)/python tools/docs_offline.py
+
+export: $(STAMP)
+	$(BIN)/nbdev_export
+	$(BIN)/nbdev_clean
+
+clean:
+	rm -rf _proc _docs _docs_offline .pytest_cache
