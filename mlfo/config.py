@@ -7,7 +7,7 @@ __all__ = ['LEVELS', 'GROUPS', 'PRESETS', 'choice', 'fixed', 'DataConfig', 'Mode
            'DistConfig', 'EvalConfig', 'MLFOConfig', 'ConfigError', 'validate', 'get_preset', 'resolve_key',
            'set_value', 'apply_overrides', 'from_dict', 'save_config', 'load_config', 'config_diff']
 
-# %% ../nbs/01_config.ipynb #0d7e16eb
+# %% ../nbs/01_config.ipynb #d5ecb7ee
 import copy, json, tempfile
 from dataclasses import dataclass, field, fields, asdict, replace
 from pathlib import Path
@@ -18,7 +18,7 @@ import yaml
 
 from .core import MLFOError, atomic_write_text
 
-# %% ../nbs/01_config.ipynb #f5c9a638
+# %% ../nbs/01_config.ipynb #8ad1b1bc
 def choice(default, *allowed):
     "A dataclass field whose value must be one of `allowed` (for tuples: every element)."
     return field(default=default, metadata={'choices': allowed})
@@ -29,7 +29,7 @@ def fixed(default):
 
 LEVELS = ('low', 'mid', 'high')  # feature levels of the backbone, shallow to deep
 
-# %% ../nbs/01_config.ipynb #112396b7
+# %% ../nbs/01_config.ipynb #1047efde
 @dataclass
 class DataConfig:
     "Pretraining data, clip sampling and augmentation."
@@ -133,7 +133,7 @@ class EvalConfig:
     retrieval_ks: tuple[int, ...] = fixed((1, 5, 10, 20, 50))  # R@k
     holdout: float = 0.1  # fraction of the training split held out for model selection (never the test split)
 
-# %% ../nbs/01_config.ipynb #abd96fe4
+# %% ../nbs/01_config.ipynb #973bd5fc
 @dataclass
 class MLFOConfig:
     "Every setting of a run; saved in every checkpoint and record."
@@ -154,7 +154,7 @@ class MLFOConfig:
     def save(self, path): return save_config(self, path)
     def override(self, *items: str) -> 'MLFOConfig': return apply_overrides(self, items)
 
-# %% ../nbs/01_config.ipynb #016d3e5a
+# %% ../nbs/01_config.ipynb #525a0f5e
 class ConfigError(MLFOError):
     "A configuration value is not allowed."
 
@@ -196,7 +196,7 @@ def _coerce(value, tp, name):
         raise ConfigError(f'{name}: expected a string, got {value!r}')
     raise ConfigError(f'{name}: unsupported type {tp}')
 
-# %% ../nbs/01_config.ipynb #0ad4255f
+# %% ../nbs/01_config.ipynb #779f7617
 def _check(cond, name, value, allowed):
     if not cond: raise ConfigError(f'{name} = {value!r} is not allowed: {allowed}')
 
@@ -259,11 +259,11 @@ def validate(cfg: MLFOConfig) -> MLFOConfig:
     _check(cfg.device == 'auto' or cfg.device == 'cpu' or cfg.device.startswith('cuda'), 'device', cfg.device, "'auto', 'cpu', 'cuda' or 'cuda:N'")
     return cfg
 
-# %% ../nbs/01_config.ipynb #8f0f8bc6
+# %% ../nbs/01_config.ipynb #c9cbd023
 def _tiny() -> MLFOConfig:
     return MLFOConfig(
         name='tiny', preset='tiny',
-        data=DataConfig(dataset='synthetic', root='data/synthetic', clip_len=8, window=16, long_stride=2, max_rate=2,
+        data=DataConfig(dataset='synthetic', root='data/synthetic', clip_len=16, window=32, long_stride=2, max_rate=2,
                         resize=0, size=32, crop_area=(0.6, 1.0), num_workers=0, in_memory=True),
         model=ModelConfig(width=16, head_dim=64, me_reduction=4),
         loss=LossConfig(K=64, queue_len=256, queue_start_epoch=2),
@@ -291,7 +291,7 @@ def get_preset(name: str, # one of `PRESETS`
     if name not in PRESETS: raise ConfigError(f'unknown preset {name!r}: one of {", ".join(PRESETS)}')
     return apply_overrides(PRESETS[name](), overrides)
 
-# %% ../nbs/01_config.ipynb #fb4e1f5e
+# %% ../nbs/01_config.ipynb #ef6791ba
 def _field_index() -> dict:
     "Map every short and dotted field name to its dotted path."
     idx, short = {}, {}
@@ -339,7 +339,7 @@ def apply_overrides(cfg: MLFOConfig, items) -> MLFOConfig:
     for k, v in pairs: cfg = set_value(cfg, k, v)
     return validate(cfg)
 
-# %% ../nbs/01_config.ipynb #e40cced4
+# %% ../nbs/01_config.ipynb #b482215a
 def from_dict(d: dict, source: str = 'config') -> MLFOConfig:
     "Build a validated-type `MLFOConfig` from a nested dict; unknown keys raise `ConfigError`."
     d = dict(d)
