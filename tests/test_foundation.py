@@ -1,0 +1,59 @@
+"""Repository-level checks: pins agree, docs build offline, the command line works from a shell."""
+import re, subprocess, sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / 'tools'))
+
+
+def test_environment_yml_matches_settings_ini():
+    import write_environment
+    req, dev, py = write_environment.pins()
+    env = (ROOT / 'environment.yml').read_text()
+    assert env == write_environment.render(), 'environment.yml is stale: run python tools/write_environment.py'
+    listed = re.findall(r'^\s+- ([A-Za-z0-9_.-]+==\S+)$', env, re.M)
+    assert sorted(listed) == sorted(req + dev)
+    assert f'python={py}' in env
+    assert all('==' in r for r in req + dev), 'every requirement is pinned'
+
+
+def test_sidebar_and_readme_current():
+    r = subprocess.run([sys.executable, str(ROOT / 'tools' / 'docs_offline.py'), '--check'], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_docs_offline_has_a_page_per_notebook_with_api_reference(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / 'tools' / 'docs_offline.py')], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
+    out = ROOT / '_docs_offline'
+    nbs = sorted(p.stem for p in (ROOT / 'nbs').glob('*.ipynb') if not p.name.startswith(('_', '.')))
+    pages = sorted(p.stem for p in out.glob('*.html') if p.stem != 'contents')
+    assert pages == nbs
+    contents = (out / 'contents.html').read_text()
+    for nb in nbs:
+        if nb != 'index': assert f'href="{nb}.html"' in contents, nb
+    # the API reference (show_doc) of an exported function is rendered into its page
+    cfg = (out / '01_config.html').read_text()
+    assert re.search(r'<h3 id="get_preset">get_preset', cfg), 'show_doc heading for get_preset missing'
+    assert 'one of `PRESETS`' in cfg or 'one of <code>PRESETS</code>' in cfg, 'docments of get_preset missing'
+    for mod_nb in [p for p in nbs if re.match(r'\d', p)]:
+        html = (out / f'{mod_nb}.html').read_text()
+        assert re.search(r'<h[34][^>]*>', html), f'{mod_nb}: no API reference headings'
+
+
+def test_quarto_config_points_at_the_sidebar():
+    q = (ROOT / 'nbs' / '_quarto.yml').read_text()
+    assert 'sidebar.yml' in q and 'nbdev.yml' in q
+    side = (ROOT / 'nbs' / 'sidebar.yml').read_text()
+    for g in ('Method', 'Training'): assert f'section: {g}' in side
+
+
+def test_cli_from_a_shell():
+    mlfo = Path(sys.executable).parent / 'mlfo'
+    r = subprocess.run([str(mlfo), 'config', '--preset', 'ucf101-r3d18', 'K=200'], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert 'K: 200' in r.stdout and 'epochs: 300' in r.stdout
+    r = subprocess.run([str(mlfo), 'config', 'E=1.5'], capture_output=True, text=True)
+    assert r.returncode == 2 and 'loss.E' in r.stderr
