@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['VARIANTS', 'KINDS', 'instance_graph', 'semantic_graph', 'combined_graph', 'graph_targets', 'multilevel_loss']
 
-# %% ../nbs/07_graph.ipynb #4cbbfc44
+# %% ../nbs/07_graph.ipynb #ec82ab24
 import math
 from typing import Callable
 
@@ -16,7 +16,7 @@ from .core import MLFOError
 from .distributed import all_gather_grad
 from .instance import check_features, cosine_logits, local_offset
 
-# %% ../nbs/07_graph.ipynb #2a4be9c6
+# %% ../nbs/07_graph.ipynb #dbbd04a4
 VARIANTS = ('code', 'paper')
 
 def _check_graph_args(tau: float, eta: float | None = None, variant: str | None = None) -> None:
@@ -25,7 +25,7 @@ def _check_graph_args(tau: float, eta: float | None = None, variant: str | None 
     if variant is not None and variant not in VARIANTS:
         raise MLFOError(f'variant = {variant!r}: expected one of {", ".join(VARIANTS)}')
 
-# %% ../nbs/07_graph.ipynb #1737e579
+# %% ../nbs/07_graph.ipynb #4437d57e
 @torch.no_grad()
 def instance_graph(z1: torch.Tensor, # (N, C) global batch, view 1 (clip A), high-level instance projection
                    z2: torch.Tensor, # (N, C) global batch, view 2 (clip B)
@@ -48,7 +48,7 @@ def instance_graph(z1: torch.Tensor, # (N, C) global batch, view 1 (clip A), hig
     w = torch.softmax(log_w, dim=1)                             # (N, N) W / row sum
     return torch.where((w >= eta) | eye, w, torch.zeros_like(w))
 
-# %% ../nbs/07_graph.ipynb #74b961f8
+# %% ../nbs/07_graph.ipynb #2cfe491d
 @torch.no_grad()
 def semantic_graph(s1: torch.Tensor, # (N, K) Sinkhorn targets of view 1, global batch
                    s2: torch.Tensor, # (N, K) Sinkhorn targets of view 2
@@ -58,7 +58,7 @@ def semantic_graph(s1: torch.Tensor, # (N, K) Sinkhorn targets of view 1, global
     label = (s1.detach() + s2.detach()).argmax(1)              # (N,) pseudo class of each sample
     return (label[:, None] == label[None, :]).float()
 
-# %% ../nbs/07_graph.ipynb #a1fd1e3f
+# %% ../nbs/07_graph.ipynb #3fcc4c3a
 @torch.no_grad()
 def combined_graph(E_ins: torch.Tensor, # (N, N) instance graph (Eq. 6), any positive row scale
                    E_sem: torch.Tensor, # (N, N) semantic graph (Eq. 7)
@@ -71,7 +71,7 @@ def combined_graph(E_ins: torch.Tensor, # (N, N) instance graph (Eq. 6), any pos
     if (total <= 0).any(): raise MLFOError('combined_graph: a row has no edge (the self-loops must be kept)')
     return E / total
 
-# %% ../nbs/07_graph.ipynb #bf3a6930
+# %% ../nbs/07_graph.ipynb #f485800a
 KINDS = ('none', 'onehot', 'instance', 'semantic', 'combined')
 
 @torch.no_grad()
@@ -98,7 +98,7 @@ def graph_targets(kind: str, # one of KINDS (loss.constraint)
     if kind == 'instance': return E_ins / E_ins.sum(1, keepdim=True)
     return combined_graph(E_ins, E_sem)
 
-# %% ../nbs/07_graph.ipynb #a9053798
+# %% ../nbs/07_graph.ipynb #5c6b4bb1
 def multilevel_loss(z1: torch.Tensor, # (B, C) local projections of one level r, view 1
                     z2: torch.Tensor, # (B, C) view 2
                     targets: torch.Tensor, # (B, N) this process's rows of the global soft targets

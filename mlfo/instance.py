@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['check_features', 'cosine_logits', 'h', 'local_offset', 'info_nce', 'instance_loss']
 
-# %% ../nbs/05_instance.ipynb #a7c6df4b
+# %% ../nbs/05_instance.ipynb #1d1bb6b8
 from typing import Callable
 
 import torch
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from .core import MLFOError
 from .distributed import all_gather_grad
 
-# %% ../nbs/05_instance.ipynb #093a73e0
+# %% ../nbs/05_instance.ipynb #5c34a351
 def check_features(*zs: torch.Tensor, names: str = 'z') -> None:
     "Raise `MLFOError` unless every tensor is 2-D, finite and of one shape (inputs of Eq. 1-10)."
     for k, z in enumerate(zs):
@@ -34,7 +34,7 @@ def h(u: torch.Tensor, v: torch.Tensor, tau: float = 0.07) -> torch.Tensor:
     "Pairwise similarity h(u, v) = exp(u.v / (tau |u| |v|)) (Eq. 1), shape (N, M)."
     return cosine_logits(u, v, tau).exp()
 
-# %% ../nbs/05_instance.ipynb #2b739c8d
+# %% ../nbs/05_instance.ipynb #eb0a3cf9
 def local_offset(local: torch.Tensor,    # (B, C) this process's rows
                  gathered: torch.Tensor, # (N, C) the rows of every process, N = world * B
                 ) -> int:
@@ -46,7 +46,7 @@ def local_offset(local: torch.Tensor,    # (B, C) this process's rows
         if torch.equal(gathered[o:o + B], local): return o
     raise MLFOError('the local rows are not among the gathered rows: gather must concatenate every process\'s rows')
 
-# %% ../nbs/05_instance.ipynb #05763e4b
+# %% ../nbs/05_instance.ipynb #3122be8f
 def info_nce(q: torch.Tensor, # (B, C) local queries
              k: torch.Tensor, # (B, C) local keys, k[i] is the positive of q[i]
              tau: float = 0.07, # temperature
@@ -62,7 +62,7 @@ def info_nce(q: torch.Tensor, # (B, C) local queries
     acc = (logits.argmax(1) == labels).float().mean()
     return loss, acc
 
-# %% ../nbs/05_instance.ipynb #c3a5036c
+# %% ../nbs/05_instance.ipynb #da6ba842
 def instance_loss(z1: torch.Tensor, # (B, C) local clips A (view 1), high-level projection
                   z2: torch.Tensor, # (B, C) local clips B (view 2) of the same videos
                   tau: float = 0.07, # temperature
