@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['Prototypes', 'ProtoHead', 'sinkhorn', 'swapped_loss', 'LogitQueue', 'semantic_targets', 'high_level_loss']
 
-# %% ../nbs/06_prototypes.ipynb #e28e7fd7
+# %% ../nbs/06_prototypes.ipynb #9521246e
 from typing import Callable
 
 import torch
@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from .core import MLFOError
 from .distributed import all_gather, all_reduce_sum
 
-# %% ../nbs/06_prototypes.ipynb #4dfc8278
+# %% ../nbs/06_prototypes.ipynb #a7f1e78f
 class Prototypes(nn.Module):
     "K learnable prototypes, the matrix P of Eq. 4: logits = z P."
     def __init__(self, dim: int, # C, dimension of the projection z
@@ -48,7 +48,7 @@ class Prototypes(nn.Module):
     @property
     def K(self) -> int: return self.weight.shape[0]
 
-# %% ../nbs/06_prototypes.ipynb #884896ce
+# %% ../nbs/06_prototypes.ipynb #c8286a75
 class ProtoHead(nn.Module):
     "Projection of the prototype path: Linear-BN-ReLU-Linear, L2-normalised (input of Eq. 4)."
     def __init__(self, in_dim: int, # channels of the pooled high-level feature
@@ -63,7 +63,7 @@ class ProtoHead(nn.Module):
                ) -> torch.Tensor:      # (B, out_dim), unit rows
         return F.normalize(self.net(x), dim=1)
 
-# %% ../nbs/06_prototypes.ipynb #708172ca
+# %% ../nbs/06_prototypes.ipynb #42b5faf0
 @torch.no_grad()
 def sinkhorn(logits: torch.Tensor, # (B, K) this process's prototype logits
              eps: float = 0.05,     # entropy regulariser epsilon
@@ -101,7 +101,7 @@ def sinkhorn(logits: torch.Tensor, # (B, K) this process's prototype logits
         raise MLFOError(f'sinkhorn: non-finite targets (eps = {eps} too small for the logits\' range?)')
     return out
 
-# %% ../nbs/06_prototypes.ipynb #de78c8b2
+# %% ../nbs/06_prototypes.ipynb #7f50ff05
 def swapped_loss(logits1: torch.Tensor, # (B, K) prototype logits of view 1
                  logits2: torch.Tensor, # (B, K) prototype logits of view 2
                  q1: torch.Tensor,      # (B, K) soft targets s^1 of view 1 (no gradient)
@@ -121,7 +121,7 @@ def swapped_loss(logits1: torch.Tensor, # (B, K) prototype logits of view 1
     acc = 0.5 * ((logits2.argmax(1) == q1.argmax(1)).float().mean() + (logits1.argmax(1) == q2.argmax(1)).float().mean())
     return loss, acc
 
-# %% ../nbs/06_prototypes.ipynb #3edce4a8
+# %% ../nbs/06_prototypes.ipynb #089105e8
 class LogitQueue(nn.Module):
     "FIFO of past global prototype logits, one per view, prepended before Sinkhorn-Knopp (Sec. 3.1)."
     def __init__(self, length: int = 1024, # rows kept per view (loss.queue_len)
@@ -155,7 +155,7 @@ class LogitQueue(nn.Module):
             self.logits[v] = torch.cat([new.detach().to(self.logits), self.logits[v]])[:self.length]  # (length, K)
         self.filled.fill_(min(self.length, int(self.filled) + view_logits[0].shape[0]))
 
-# %% ../nbs/06_prototypes.ipynb #001f309e
+# %% ../nbs/06_prototypes.ipynb #5ec1a1e1
 @torch.no_grad()
 def semantic_targets(logits1: torch.Tensor, # (B, K) local prototype logits of view 1
                      logits2: torch.Tensor, # (B, K) local prototype logits of view 2
@@ -179,11 +179,11 @@ def semantic_targets(logits1: torch.Tensor, # (B, K) local prototype logits of v
     if K > queue.length + N:
         raise MLFOError(f'K = {K} prototypes exceed queue length {queue.length} + global batch {N}: '
                         'Sinkhorn cannot partition them; lengthen loss.queue_len or lower loss.K')
-    targets = tuple(sinkhorn(l, eps, iters, reduce, shared=queue.rows(v)) for v, l in enumerate(views))
+    targets = tuple(sinkhorn(l, eps, iters, reduce, shared=queue.rows(v).to(l)) for v, l in enumerate(views))
     queue.push(*gathered)
     return targets
 
-# %% ../nbs/06_prototypes.ipynb #c89b149d
+# %% ../nbs/06_prototypes.ipynb #95d06651
 def high_level_loss(ins: torch.Tensor, # L_ins (Eq. 2-3), scalar
                     sem: torch.Tensor, # L_sem (Eq. 4), scalar
                     sem_weight: float = 0.5, # 0.5 in the authors' code, 1 in Eq. 5
