@@ -7,7 +7,7 @@ __all__ = ['stage_of', 'lr_factor', 'ResumableBatchSampler', 'rng_fork', 'Seeded
            'read_metrics', 'setup_distributed', 'NonFiniteLoss', 'pretrain', 'ToyVideos', 'ToyModel', 'toy_augment',
            'main']
 
-# %% ../nbs/10_pretrain.ipynb #fc3ae4bb
+# %% ../nbs/10_pretrain.ipynb #551cec7f
 import contextlib, json, math, os, random, signal, sys, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +23,7 @@ from .core import (MLFOError, atomic_torch_save, atomic_write_json, device_info,
                        seed_everything, set_rng_state)
 from . import distributed as D
 
-# %% ../nbs/10_pretrain.ipynb #c80d0617
+# %% ../nbs/10_pretrain.ipynb #86d192de
 def stage_of(epoch: int, cfg: MLFOConfig) -> int:
     "Training stage of `epoch`: 1 (high level only) for the first round(E * epochs) epochs, then 2."
     return 1 if epoch < round(cfg.loss.E * cfg.optim.epochs) else 2
@@ -38,7 +38,7 @@ def lr_factor(step: int, steps_per_epoch: int, cfg: MLFOConfig) -> float:
     t = (epoch - o.warmup_epochs) / max(o.epochs - o.warmup_epochs, 1e-8)
     return 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
 
-# %% ../nbs/10_pretrain.ipynb #49164a09
+# %% ../nbs/10_pretrain.ipynb #31a6ca3f
 class ResumableBatchSampler(torch.utils.data.Sampler):
     "Per-epoch seeded batches of `(index, item_seed)`; rank `r` takes slice `r` of each global batch."
     def __init__(self, n: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1, shuffle: bool = True):
@@ -93,7 +93,7 @@ def _item_name(ds, idx) -> str:
         except Exception: pass
     return 'unknown file'
 
-# %% ../nbs/10_pretrain.ipynb #73ef5a47
+# %% ../nbs/10_pretrain.ipynb #0884f72b
 class Checkpointer:
     "Atomic checkpoints in `folder`, keeping the newest `keep_last`."
     def __init__(self, folder: str | Path, keep_last: int = 3):
@@ -114,7 +114,7 @@ class Checkpointer:
         found = sorted(self.folder.glob('ckpt-*.pt'))
         return found[-1] if found else None
 
-# %% ../nbs/10_pretrain.ipynb #764927b9
+# %% ../nbs/10_pretrain.ipynb #762eade5
 class MetricLog:
     "Append-only JSONL metrics (main process), optionally mirrored to TensorBoard."
     def __init__(self, path: str | Path, resume_step: int | None = None, tensorboard: bool = True):
@@ -143,7 +143,7 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     p = Path(run_dir) / 'metrics.jsonl'
     return [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.exists() else []
 
-# %% ../nbs/10_pretrain.ipynb #06bbf3bf
+# %% ../nbs/10_pretrain.ipynb #80e1f683
 def setup_distributed(cfg: MLFOConfig) -> torch.device:
     "Initialise the process group when launched by torchrun; return this process's device."
     world = int(os.environ.get('WORLD_SIZE', '1'))
@@ -157,14 +157,15 @@ def setup_distributed(cfg: MLFOConfig) -> torch.device:
         dist.init_process_group(backend)
     return device
 
-# %% ../nbs/10_pretrain.ipynb #5c0764e0
+# %% ../nbs/10_pretrain.ipynb #ea0f6586
 def _unwrap(model): return model.module if hasattr(model, 'module') else model
 
 def _default_data(cfg: MLFOConfig):
     "The pretraining dataset and batch augmentation of the data notebooks."
-    from mlfo.sampling import build_pretrain_dataset
+    from mlfo.sampling import pretrain_dataset
     from mlfo.augment import BatchAugment
-    return build_pretrain_dataset(cfg), BatchAugment(cfg.data)
+    # with cfg.data.aug_device == 'cpu' the dataset's workers augment; otherwise the loop does, on the model's device
+    return pretrain_dataset(cfg), (None if cfg.data.aug_device == 'cpu' else BatchAugment.from_config(cfg.data))
 
 def _default_model(cfg: MLFOConfig):
     from mlfo.model import MLFO
@@ -187,7 +188,7 @@ def _to_views(batch: dict, device, augment, channels_last: bool) -> dict:
     out['index'] = batch.get('index')
     return out
 
-# %% ../nbs/10_pretrain.ipynb #f390d054
+# %% ../nbs/10_pretrain.ipynb #a10219cd
 class NonFiniteLoss(MLFOError):
     "A loss term became NaN or infinite."
 
@@ -212,7 +213,7 @@ def _check_config(saved: dict, cfg: MLFOConfig, allow_change: bool, path):
         raise MLFOError(f'{path}: resuming with a different config ({lines}); pass allow_config_change=True '
                         '(--allow-config-change) to resume anyway, or use a new run name')
 
-# %% ../nbs/10_pretrain.ipynb #f97f6bee
+# %% ../nbs/10_pretrain.ipynb #af32df6e
 def pretrain(cfg: MLFOConfig, # the run's config (validated)
              resume: bool = True, # continue from the newest checkpoint in the run folder, if any
              allow_config_change: bool = False, # resume even if the saved config differs
@@ -309,6 +310,7 @@ def pretrain(cfg: MLFOConfig, # the run's config (validated)
                 if hasattr(m, 'set_epoch'): m.set_epoch(epoch)
             stage = stage_of(epoch, cfg)
             sampler.set_epoch(epoch, start_batch)
+            loader.generator = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)  # workers' base seed
             model.train()
             t_wait = time.perf_counter()
             for i, batch in enumerate(loader, start=start_batch):
@@ -318,6 +320,7 @@ def pretrain(cfg: MLFOConfig, # the run's config (validated)
                 with amp: out = fwd(views, stage=stage)
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(out['loss']).backward()
+                if hasattr(core, 'before_optimizer_step'): core.before_optimizer_step()
                 scaler.step(opt); scaler.update(); sched.step()
                 if hasattr(core, 'on_step_end'): core.on_step_end()
                 terms = {'loss': out['loss'].detach(), **{k: v.detach().float() for k, v in out.get('terms', {}).items()}}
@@ -346,7 +349,7 @@ def pretrain(cfg: MLFOConfig, # the run's config (validated)
     if rank == 0: atomic_write_json(run_dir / 'pretrain.json', {'config': cfg.to_dict(), 'commit': git_commit(), **summary})
     return summary
 
-# %% ../nbs/10_pretrain.ipynb #d5901c79
+# %% ../nbs/10_pretrain.ipynb #f9b81df9
 class ToyVideos(torch.utils.data.Dataset):
     "Random uint8 clips (for tests of the loop): item = {'a', 'b', 'long', 'index'}."
     def __init__(self, n: int = 16, t: int = 4, size: int = 8): self.n, self.t, self.size = n, t, size
@@ -372,7 +375,7 @@ class ToyModel(nn.Module):
 
 def toy_augment(x): return x.float().div(255).permute(0, 4, 1, 2, 3)  # (B,T,H,W,3) uint8 -> (B,3,T,H,W)
 
-# %% ../nbs/10_pretrain.ipynb #86ae7e13
+# %% ../nbs/10_pretrain.ipynb #8f97e3f0
 def main(argv: list[str] | None = None) -> int:
     "Entry point of `mlfo pretrain` and `python -m mlfo.pretrain`."
     import argparse
@@ -389,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     if D.is_dist(): dist.destroy_process_group()
     return 0
 
-# %% ../nbs/10_pretrain.ipynb #5110e328
+# %% ../nbs/10_pretrain.ipynb #e65d181e
 #| eval: false
 if __name__ == '__main__':
     try: sys.exit(main())
