@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Pretraining loader throughput per CPU core: our decoder against a baseline that mimics the authors' pipeline.
+
+One sample = three clips (A, B, long) of 16 frames at 112x112. Everything runs in this one process
+with one torch thread, so samples/s is per core. The benchmark writes a small UCF-like set
+(320x240, 25 fps mpeg4 avi, 3-4 s each) and its JPEG frames into a temporary folder, then measures:
+
+- baseline: JPEG frame folders, Pillow per-frame resize to 200x150, random resized crop and flip
+  per clip, per-frame grey and colour jitter (torchvision on PIL images), to tensor, normalise;
+- ours, augment on device: decode only (PyAV seek + window decode at short side 128, uint8);
+  on a GPU machine the batched augmentation runs on the GPU, so the CPU cost is this;
+- ours, augment on CPU: the same plus `ClipAugment` in the worker;
+- the same two on videos re-encoded at short side 128 by `mlfo prepare`.
+
+Usage: python tools/bench_loader.py [--seconds 12] [--videos 24] [--out results/benchmarks/loader.json]
+"""
+import argparse, datetime, json, os, platform, random, sys, tempfile, time, warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from mlfo.augment import ClipAugment  # noqa: E402
+from mlfo.core import atomic_write_json, git_commit  # noqa: E402
+from mlfo.datasets import index_dataset, load_dataset  # noqa: E402
+from mlfo.prepare import prepare_dataset  # noqa: E402
+from mlfo.sampling import PretrainDataset, pretrain_indices, split_window  # noqa: E402
+from mlfo.video import write_frames, write_video  # noqa: E402
+
+
+def make_videos(root: Path, n: int, seed: int = 0):
+    "A UCF-style tree of n textured moving videos (320x240, 25 fps, 75-100 frames) plus their JPEG frames."
+    rng = np.random.default_rng(seed)
+    (root / 'ucfTrainTestlist').mkdir(parents=True)
+    classes = ['Alpha', 'Beta', 'Gamma', 'Delta']
+    (root / 'ucfTrainTestlist' / 'classInd.txt').write_text(''.join(f'{i + 1} {c}\n' for i, c in enumerate(classes)))
+    lines = []
+    yy, xx = np.mgrid[0:240, 0:320]
+    for i in range(n):
+        T = int(rng.integers(75, 101))
+        c = classes[i % 4]
+        tex = rng.integers(0, 60, (240 + 64, 320 + 64, 3), dtype=np.uint8)
+        base = np.stack([(xx * (i + 1)) % 256, (yy * 2) % 256, ((xx + yy) // 2) % 256], -1).astype(np.uint8)
+        frames = np.stack([np.clip(base.astype(np.int16) + tex[t % 64: t % 64 + 240, (2 * t) % 64: (2 * t) % 64 + 320], 0, 255)
+                           .astype(np.uint8) for t in range(T)])
+        rel = f'{c}/v_{c}_g{i:02d}_c01.avi'
+        write_video(root / 'videos' / rel, frames, fps=25, gop=12, quality=4)
+        write_frames(root / 'jpg' / c / f'v_{c}_g{i:02d}_c01', frames, quality=90)
+        lines.append(f'{rel} {i % 4 + 1}\n')
+    (root / 'ucfTrainTestlist' / 'trainlist01.txt').write_text(''.join(lines))
+    (root / 'ucfTrainTestlist' / 'testlist01.txt').write_text(''.join(l.split()[0] + '\n' for l in lines))
+
+
+class AuthorsBaseline:
+    "Frame folders read with Pillow, each clip augmented frame by frame as in the authors' loader."
+    def __init__(self, ds, frames_root: Path):
+        import torchvision.transforms as T
+        self.folders = [frames_root / Path(r.name).parent.name / Path(r.name).stem for r in ds.records]
+        self.counts = [ds.infos[r.name].num_frames for r in ds.records]
+        self.rrc = T.RandomResizedCrop(112, scale=(0.5, 1.0))
+        self.jitter = T.RandomApply([T.ColorJitter(0.5, 0.5, 0.5, 0.25)], p=0.8)
+        self.grey = T.RandomGrayscale(p=0.5)
+        self.to_tensor, self.norm = T.ToTensor(), T.Normalize((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+        self.T = T
+
+    def clip(self, folder, indices):
+        from PIL import Image
+        imgs = [Image.open(folder / f'image_{i + 1:05d}.jpg').convert('RGB').resize((200, 150), Image.BILINEAR) for i in indices]
+        i, j, h, w = self.rrc.get_params(imgs[0], self.rrc.scale, self.rrc.ratio)  # one crop per clip
+        flip = random.random() < 0.5
+        out = []
+        for im in imgs:
+            im = self.T.functional.resized_crop(im, i, j, h, w, [112, 112])
+            if flip: im = self.T.functional.hflip(im)
+            out.append(self.norm(self.to_tensor(self.grey(self.jitter(im)))))  # per-frame colour
+        return torch.stack(out, 1)  # (3, T, 112, 112)
+
+    def __getitem__(self, k):
+        idx = pretrain_indices(self.counts[k], np.random.default_rng(k))
+        a, b, long = split_window(idx)
+        f = self.folders[k]
+        return {'a': self.clip(f, a), 'b': self.clip(f, b), 'long': self.clip(f, long)}
+
+    def __len__(self): return len(self.folders)
+
+
+def measure(ds, seconds: float) -> dict:
+    "Samples/s of ds[i] over random items for about `seconds` (after one warm-up item)."
+    rng = random.Random(0)
+    ds[0]
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds or n < 3:
+        item = ds[rng.randrange(len(ds))]
+        n += 1
+    dt = time.perf_counter() - t0
+    shapes = {k: list(item[k].shape) for k in ('a', 'b', 'long')}
+    return {'samples': n, 'seconds': round(dt, 2), 'samples_per_s': round(n / dt, 2), 'shapes': shapes}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--seconds', type=float, default=12, help='measuring time per pipeline')
+    ap.add_argument('--videos', type=int, default=24)
+    ap.add_argument('--out', default=str(ROOT / 'results' / 'benchmarks' / 'loader.json'))
+    a = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    warnings.simplefilter('ignore')
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d) / 'ucf'
+        t0 = time.time()
+        make_videos(root, a.videos)
+        prepare_dataset(root, Path(d) / 'ucf128', short_side=128, workers=1, progress=False)
+        gen_s = time.time() - t0
+        ds = index_dataset(load_dataset('ucf101', root, 1, 'train'), progress=False)
+        ds128 = index_dataset(load_dataset('ucf101', Path(d) / 'ucf128', 1, 'train'), progress=False)
+        aug = ClipAugment(size=112)
+        pipes = {
+            'baseline_authors_jpeg_pil': AuthorsBaseline(ds, root / 'jpg'),
+            'ours_augment_on_device_decode_only': PretrainDataset(ds, resize=128),
+            'ours_augment_on_cpu': PretrainDataset(ds, resize=128, transform=aug),
+            'ours_prepared128_augment_on_device_decode_only': PretrainDataset(ds128, resize=128),
+            'ours_prepared128_augment_on_cpu': PretrainDataset(ds128, resize=128, transform=aug),
+        }
+        res = {}
+        for k, p in pipes.items():
+            res[k] = measure(p, a.seconds)
+            print(f'{k:50s} {res[k]["samples_per_s"]:8.2f} samples/s/core', flush=True)
+    base = res['baseline_authors_jpeg_pil']['samples_per_s']
+    ratios = {k: round(v['samples_per_s'] / base, 2) for k, v in res.items() if k != 'baseline_authors_jpeg_pil'}
+    cpu = platform.processor() or platform.machine()
+    try: cpu = next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
+    except (OSError, StopIteration): pass
+    record = {
+        'what': 'pretraining samples/s per CPU core (one sample = clips A, B, long of 16x112x112), one process, torch threads 1',
+        'command': 'python tools/bench_loader.py ' + ' '.join(argv if argv is not None else sys.argv[1:]),
+        'machine': {'cpu_count': os.cpu_count(), 'processor': cpu, 'python': platform.python_version(), 'torch': torch.__version__,
+                    'note': 'shared machine; other processes were running, figures are noisy'},
+        'commit': git_commit(ROOT), 'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+        'data': f'{a.videos} generated mpeg4 avi videos 320x240 25 fps, 75-100 frames, gop 12; JPEG frames at 320x240 q90',
+        'generation_seconds': round(gen_s, 1), 'results': res, 'ratio_to_baseline': ratios,
+        'targets': {'augment_on_device': '>= 10x baseline (on this CPU-only machine: decode-only throughput stands for it)',
+                    'augment_on_cpu': '>= 3x baseline'},
+    }
+    atomic_write_json(a.out, record)
+    print(json.dumps(ratios, indent=1))
+    return record
+
+
+if __name__ == '__main__':
+    main()
