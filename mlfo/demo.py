@@ -5,14 +5,14 @@
 # %% auto #0
 __all__ = ['summary_table', 'verdict', 'run_demo', 'main_demo', 'main_results']
 
-# %% ../nbs/14_demo.ipynb #13941fa4
+# %% ../nbs/14_demo.ipynb #4b95b6c0
 import argparse, json, time
 from pathlib import Path
 
 from .config import get_preset
 from .core import MLFOError, atomic_write_json, git_commit
 
-# %% ../nbs/14_demo.ipynb #c148364b
+# %% ../nbs/14_demo.ipynb #ee804d6b
 def summary_table(rows: dict, # name -> evaluation record (from `mlfo.evaluate.evaluate`)
                  ) -> str:
     "A plain-text table of linear-probe top-1 and retrieval R@1/R@5 for each evaluated model."
@@ -34,8 +34,8 @@ def verdict(random_rec: dict, trained_rec: dict) -> str:
     return (f'this short pretraining did NOT beat random initialisation ({100 * a:+.1f} points linear top-1, '
             f'R@1 x{r1:.2f}); the demo budget is too small to show a gain.')
 
-# %% ../nbs/14_demo.ipynb #b2d15ce8
-def run_demo(epochs: int = 3, # pretraining epochs (about a minute each on two cores)
+# %% ../nbs/14_demo.ipynb #734df974
+def run_demo(epochs: int = 20, # pretraining epochs (5-10 s each on two cores)
              root: str = 'data/synthetic', # synthetic UCF-style data set folder
              out_dir: str = 'runs', # run folders go here
              seed: int = 0,
@@ -71,7 +71,7 @@ def run_demo(epochs: int = 3, # pretraining epochs (about a minute each on two c
 def main_demo(argv: list[str] | None = None) -> int:
     "`mlfo demo`: the README's main job on the embedded default."
     ap = argparse.ArgumentParser(prog='mlfo demo', description=run_demo.__doc__)
-    ap.add_argument('--epochs', type=int, default=3, help='pretraining epochs (default 3)')
+    ap.add_argument('--epochs', type=int, default=20, help='pretraining epochs (default 20, a few CPU minutes)')
     ap.add_argument('--root', default='data/synthetic')
     ap.add_argument('--out-dir', default='runs')
     ap.add_argument('--seed', type=int, default=0)
