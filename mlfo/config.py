@@ -264,9 +264,9 @@ def _tiny() -> MLFOConfig:
     return MLFOConfig(
         name='tiny', preset='tiny',
         data=DataConfig(dataset='synthetic', root='data/synthetic', clip_len=16, window=32, long_stride=2, max_rate=2,
-                        resize=0, size=32, crop_area=(0.6, 1.0), num_workers=0, in_memory=True),
+                        resize=0, size=32, crop_area=(0.6, 1.0), flip=False, num_workers=0, in_memory=True),  # flips swap the synthetic set's left/right classes
         model=ModelConfig(width=16, head_dim=64, me_reduction=4),
-        loss=LossConfig(K=64, queue_len=256, queue_start_epoch=2),
+        loss=LossConfig(K=64, queue_len=1024, queue_start_epoch=2),
         optim=OptimConfig(epochs=20, batch_size=32, ckpt_every=200, log_every=10),
         eval=EvalConfig(dataset='synthetic', root='data/synthetic', n_clips=4, linear_epochs=30, finetune_epochs=10))
 
