@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['stage_of', 'lr_factor', 'ResumableBatchSampler', 'rng_fork', 'SeededItems', 'Checkpointer', 'MetricLog',
-           'read_metrics', 'setup_distributed', 'NonFiniteLoss', 'pretrain', 'ToyVideos', 'ToyModel', 'toy_augment',
-           'main']
+           'read_metrics', 'setup_distributed', 'GlobalBatchNorm', 'sync_batchnorm', 'NonFiniteLoss', 'pretrain',
+           'ToyVideos', 'ToyModel', 'toy_augment', 'plot_metrics', 'main']
 
 # %% ../nbs/10_pretrain.ipynb #551cec7f
 import contextlib, json, math, os, random, signal, sys, time, warnings
@@ -38,7 +38,7 @@ def lr_factor(step: int, steps_per_epoch: int, cfg: MLFOConfig) -> float:
     t = (epoch - o.warmup_epochs) / max(o.epochs - o.warmup_epochs, 1e-8)
     return 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
 
-# %% ../nbs/10_pretrain.ipynb #31a6ca3f
+# %% ../nbs/10_pretrain.ipynb #8efd4c78
 class ResumableBatchSampler(torch.utils.data.Sampler):
     "Per-epoch seeded batches of `(index, item_seed)`; rank `r` takes slice `r` of each global batch."
     def __init__(self, n: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1, shuffle: bool = True):
@@ -87,10 +87,12 @@ def _item_name(ds, idx) -> str:
     "The file behind item `idx`, when the dataset can tell."
     for attr in ('path_of', 'name_of'):
         if hasattr(ds, attr): return str(getattr(ds, attr)(idx))
-    items = getattr(ds, 'records', None) or getattr(ds, 'items', None)
-    if items is not None:
-        try: return str(getattr(items[idx], 'path', items[idx]))
-        except Exception: pass
+    # the records of a VideoDataset: held directly, by an in-memory dataset (.ds) or by a reader (.reader.ds)
+    for holder in (ds, getattr(ds, 'ds', None), getattr(getattr(ds, 'reader', None), 'ds', None)):
+        items = getattr(holder, 'records', None) or getattr(holder, 'items', None)
+        if items is not None:
+            try: return str(getattr(items[idx], 'path', items[idx]))
+            except Exception: pass
     return 'unknown file'
 
 # %% ../nbs/10_pretrain.ipynb #0884f72b
@@ -157,6 +159,51 @@ def setup_distributed(cfg: MLFOConfig) -> torch.device:
         dist.init_process_group(backend)
     return device
 
+# %% ../nbs/10_pretrain.ipynb #9ab43010
+class _SumOverRanks(torch.autograd.Function):
+    "Sum over processes whose backward sums the gradients over processes too."
+    @staticmethod
+    def forward(ctx, x): return D.all_reduce_sum(x)
+    @staticmethod
+    def backward(ctx, grad): return D.all_reduce_sum(grad.contiguous())
+
+class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
+    "Batch norm with training statistics over every process's batch, on any device and backend."
+    def _check_input_dim(self, x):
+        if x.dim() < 2: raise ValueError(f'GlobalBatchNorm: expected at least 2D input, got {x.dim()}D')
+
+    def forward(self, x: torch.Tensor, # (B, C, ...) this process's rows
+               ) -> torch.Tensor:      # (B, C, ...) normalised with the global batch's statistics
+        if not (self.training and D.get_world_size() > 1): return super().forward(x)
+        all_reduce = _SumOverRanks.apply
+        dims = [0, *range(2, x.dim())]                              # every axis but the channels
+        shape = [1, -1] + [1] * (x.dim() - 2)                       # (1, C, 1, ...) to broadcast a (C,) vector
+        n = D.all_reduce_sum(x.new_tensor(float(x.numel() // x.shape[1])))  # values per channel, all ranks
+        mean = all_reduce(x.sum(dims)) / n                          # (C,)
+        centred = x - mean.view(shape)
+        var = all_reduce(centred.pow(2).sum(dims)) / n              # (C,) biased, as batch norm normalises
+        y = centred * torch.rsqrt(var + self.eps).view(shape)
+        if self.affine: y = y * self.weight.view(shape) + self.bias.view(shape)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.lerp_(mean.detach(), m)
+                self.running_var.lerp_(var.detach() * n / (n - 1), m)   # unbiased, as batch norm keeps
+        return y
+
+def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
+    "Batch norm layers of `model` synchronised over processes: `nn.SyncBatchNorm` on GPU, `GlobalBatchNorm` elsewhere."
+    if device.type == 'cuda': return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    def convert(m):
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not isinstance(m, GlobalBatchNorm):
+            g = GlobalBatchNorm(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats)
+            g.load_state_dict(m.state_dict())   # same keys: checkpoints stay interchangeable
+            return g.to(device)
+        for name, child in m.named_children(): setattr(m, name, convert(child))
+        return m
+    return convert(model)
+
 # %% ../nbs/10_pretrain.ipynb #ea0f6586
 def _unwrap(model): return model.module if hasattr(model, 'module') else model
 
@@ -188,7 +235,7 @@ def _to_views(batch: dict, device, augment, channels_last: bool) -> dict:
     out['index'] = batch.get('index')
     return out
 
-# %% ../nbs/10_pretrain.ipynb #a10219cd
+# %% ../nbs/10_pretrain.ipynb #2f9f5569
 class NonFiniteLoss(MLFOError):
     "A loss term became NaN or infinite."
 
@@ -205,6 +252,10 @@ class _Interrupt:
     def __exit__(self, *exc):
         for s, h in self.old.items(): signal.signal(s, h)
 
+def _any_rank(flag: bool, device) -> bool:
+    "Is `flag` set on any process?"
+    return bool(D.all_reduce_sum(torch.tensor([float(flag)], device=device)).item() > 0)
+
 def _check_config(saved: dict, cfg: MLFOConfig, allow_change: bool, path):
     "Resuming with a different config is an error unless allowed (run length may always grow)."
     diff = {k: v for k, v in config_diff(from_dict(saved), cfg).items() if k not in ('optim.epochs', 'device', 'data.num_workers')}
@@ -213,7 +264,7 @@ def _check_config(saved: dict, cfg: MLFOConfig, allow_change: bool, path):
         raise MLFOError(f'{path}: resuming with a different config ({lines}); pass allow_config_change=True '
                         '(--allow-config-change) to resume anyway, or use a new run name')
 
-# %% ../nbs/10_pretrain.ipynb #af32df6e
+# %% ../nbs/10_pretrain.ipynb #2d5b1016
 def pretrain(cfg: MLFOConfig, # the run's config (validated)
              resume: bool = True, # continue from the newest checkpoint in the run folder, if any
              allow_config_change: bool = False, # resume even if the saved config differs
@@ -241,11 +292,13 @@ def pretrain(cfg: MLFOConfig, # the run's config (validated)
     steps_per_epoch = len(dataset) // (cfg.optim.batch_size * world)
     # --- model
     model = (model if model is not None else _default_model(cfg)).to(device)
-    if world > 1 and cfg.dist.sync_bn: model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if world > 1 and cfg.dist.sync_bn: model = sync_batchnorm(model, device)
     if cfg.optim.channels_last and device.type == 'cuda': model = model.to(memory_format=torch.channels_last_3d)
     core = model
     if world > 1:
-        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == 'cuda' else None)
+        # the first stage leaves the lower levels' graph heads unused
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == 'cuda' else None,
+                                                    find_unused_parameters=True)
     fwd = torch.compile(model) if cfg.optim.compile else model
     # --- optimiser and schedule
     opt = torch.optim.Adam(core.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
@@ -282,17 +335,26 @@ def pretrain(cfg: MLFOConfig, # the run's config (validated)
     t_last, wait, seen = time.perf_counter(), 0.0, 0
     last = {}
     def flush(epoch_now):
-        "Synchronise: check finiteness and write a metrics record."
+        "Synchronise: check finiteness on every process and write a metrics record of global-batch means."
         nonlocal sums, first_bad, n_acc, t_last, wait, seen, last
-        bad = {k: int(v) for k, v in first_bad.items() if int(v) >= 0}
-        if bad:
-            term, at = min(bad.items(), key=lambda kv: kv[1])
+        if n_acc == 0: return
+        names = sorted(sums)                                          # the same terms on every process
+        means = torch.stack([sums[k] for k in names]) / n_acc        # (terms,) this process's interval means
+        firsts = torch.stack([first_bad[k] for k in names])          # (terms,) first non-finite step, -1: none
+        if world > 1:   # the loop's only metric collectives: local means of equal batches average to global ones
+            means = D.all_reduce_sum(means) / world
+            never = torch.iinfo(firsts.dtype).max
+            firsts = torch.where(firsts < 0, never, firsts)
+            dist.all_reduce(firsts, op=dist.ReduceOp.MIN)             # the earliest step on any process
+            firsts = torch.where(firsts == never, -1, firsts)
+        bad = {k: at for k, at in zip(names, firsts.tolist()) if at >= 0}
+        if bad:   # name a term rather than the total when both broke at the same step
+            term, at = min(bad.items(), key=lambda kv: (kv[1], kv[0] == 'loss'))
             raise NonFiniteLoss(f'loss term {term!r} became non-finite at step {at} (epoch {epoch_now}); '
                                 f'the last good checkpoint is {ckpt.latest()}')
-        if n_acc == 0: return
         now = time.perf_counter()
         rec = {'step': step, 'epoch': epoch_now, 'stage': stage_of(epoch_now, cfg), 'lr': opt.param_groups[0]['lr'],
-               **{k: float(v) / n_acc for k, v in sums.items()},
+               **dict(zip(names, means.tolist())),
                'samples_per_s': seen * world / (now - t_last), 'data_wait': wait / (now - t_last)}
         last = rec
         if log: log.write(rec)
@@ -323,7 +385,7 @@ def pretrain(cfg: MLFOConfig, # the run's config (validated)
                 if hasattr(core, 'before_optimizer_step'): core.before_optimizer_step()
                 scaler.step(opt); scaler.update(); sched.step()
                 if hasattr(core, 'on_step_end'): core.on_step_end()
-                terms = {'loss': out['loss'].detach(), **{k: v.detach().float() for k, v in out.get('terms', {}).items()}}
+                terms = {'loss': out['loss'].detach().float(), **{k: v.detach().float() for k, v in out.get('terms', {}).items()}}
                 for k, v in terms.items():   # device-side bookkeeping: no host synchronisation here
                     sums[k] = sums.get(k, 0) + v
                     fb = first_bad.get(k, torch.tensor(-1, device=v.device))
@@ -333,15 +395,19 @@ def pretrain(cfg: MLFOConfig, # the run's config (validated)
                 if step % cfg.optim.log_every == 0:
                     flush(epoch)
                     if bar and last: bar.set_postfix(loss=f"{last['loss']:.3f}", refresh=False)
-                if step % cfg.optim.ckpt_every == 0: flush(epoch); save(i + 1)
-                if stop.flag:
-                    flush(epoch); save(i + 1); status = 'interrupted'
+                # a stop request is honoured at once by one process, at a log step by every process together
+                stopping = stop.flag if world == 1 else step % cfg.optim.log_every == 0 and _any_rank(stop.flag, device)
+                if stopping or step % cfg.optim.ckpt_every == 0: flush(epoch); save(i + 1)
+                if stopping:
+                    status = 'interrupted'
                     break
                 t_wait = time.perf_counter()
             if status == 'interrupted': break
             flush(epoch)
             epoch, start_batch = epoch + 1, 0
             save(0)
+            if os.environ.get('MLFO_DEBUG_KILL_AFTER_EPOCH') == str(epoch):   # tests: a crash just after a checkpoint
+                os.kill(os.getpid(), signal.SIGKILL)
     if bar: bar.close()
     if status == 'finished' and epoch < cfg.optim.epochs: status = 'paused'
     summary = {'run_dir': str(run_dir), 'status': status, 'epoch': epoch, 'step': step,
@@ -374,6 +440,37 @@ class ToyModel(nn.Module):
         return {'loss': loss, 'terms': {'ins': loss, 'ins_acc': (logits.argmax(1) == torch.arange(len(za))).float().mean()}}
 
 def toy_augment(x): return x.float().div(255).permute(0, 4, 1, 2, 3)  # (B,T,H,W,3) uint8 -> (B,3,T,H,W)
+
+# %% ../nbs/10_pretrain.ipynb #850888b8
+_NOT_TERMS = ('step', 'epoch', 'stage', 'lr', 'samples_per_s', 'data_wait')
+
+def plot_metrics(run_dir: str | Path, # a run folder holding metrics.jsonl
+                 out: str | Path | None = None, # also save the figure there (png, pdf, svg)
+                ):
+    "Every loss term and accuracy of a run against the step, the stage change marked; returns the figure."
+    import matplotlib.pyplot as plt
+    records = read_metrics(run_dir)
+    if not records: raise MLFOError(f'{Path(run_dir) / "metrics.jsonl"}: no metric records to plot')
+    names = sorted({k for r in records for k in r if k not in _NOT_TERMS})
+    losses = ['loss'] * ('loss' in names) + [k for k in names if k != 'loss' and not k.endswith('_acc')]
+    accs = [k for k in names if k.endswith('_acc')]
+    fig, axes = plt.subplots(1, 2 if accs else 1, figsize=(11 if accs else 6, 3.8), squeeze=False)
+    panels = [(axes[0, 0], losses, 'loss (mean over the interval)')] + ([(axes[0, 1], accs, 'accuracy')] if accs else [])
+    # every epoch ends with a record, so the last first-stage record is where the second stage starts
+    stage2 = next((r['step'] for r, nxt in zip(records, records[1:]) if r.get('stage') == 1 and nxt.get('stage') == 2), None)
+    for ax, keys, ylabel in panels:
+        for k in keys:
+            xs, ys = zip(*[(r['step'], r[k]) for r in records if k in r])
+            ax.plot(xs, ys, label=k, lw=2.2 if k == 'loss' else 1.2, marker='.' if len(xs) < 30 else None)
+        if stage2 is not None:
+            ax.axvline(stage2, color='grey', ls='--', lw=1)
+            ax.annotate('stage 2', (stage2, 1), xycoords=('data', 'axes fraction'), va='top', ha='left', fontsize=8, color='grey')
+        ax.set_xlabel('step'); ax.set_ylabel(ylabel); ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=2)
+    fig.suptitle(Path(run_dir).name, fontsize=10)
+    fig.tight_layout()
+    if out is not None: fig.savefig(out, dpi=120)
+    return fig
 
 # %% ../nbs/10_pretrain.ipynb #8f97e3f0
 def main(argv: list[str] | None = None) -> int:
