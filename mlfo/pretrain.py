@@ -264,7 +264,7 @@ def _check_config(saved: dict, cfg: MLFOConfig, allow_change: bool, path):
         raise MLFOError(f'{path}: resuming with a different config ({lines}); pass allow_config_change=True '
                         '(--allow-config-change) to resume anyway, or use a new run name')
 
-# %% ../nbs/10_pretrain.ipynb #2d5b1016
+# %% ../nbs/10_pretrain.ipynb #f849d209
 def pretrain(cfg: MLFOConfig, # the run's config (validated)
              resume: bool = True, # continue from the newest checkpoint in the run folder, if any
              allow_config_change: bool = False, # resume even if the saved config differs
@@ -311,6 +311,12 @@ def pretrain(cfg: MLFOConfig, # the run's config (validated)
         _check_config(state['config'], cfg, allow_config_change, latest)
         core.load_state_dict(state['model']); opt.load_state_dict(state['optimizer']); sched.load_state_dict(state['scheduler'])
         epoch, step, start_batch = state['epoch'], state['step'], state['batch_in_epoch']
+        # the optimiser's and schedule's states carry the saved lr and weight decay: the config's apply
+        # (the same values, unless allow_config_change let them change)
+        sched.base_lrs = [cfg.optim.lr] * len(opt.param_groups)
+        for g in opt.param_groups:
+            g.update(initial_lr=cfg.optim.lr, lr=cfg.optim.lr * lr_factor(step, steps_per_epoch, cfg),
+                     weight_decay=cfg.optim.weight_decay)
         rngs = state['rng']
         set_rng_state(rngs[rank] if rank < len(rngs) else rngs[0])
     log = MetricLog(run_dir / 'metrics.jsonl', resume_step=step if latest else None) if rank == 0 else None
@@ -321,8 +327,16 @@ def pretrain(cfg: MLFOConfig, # the run's config (validated)
         if device.type == 'cuda' and cfg.optim.amp != 'none' else contextlib.nullcontext()
     scaler = torch.amp.GradScaler('cuda', enabled=device.type == 'cuda' and cfg.optim.amp == 'fp16')
 
+    def last_good() -> str:
+        latest = ckpt.latest()
+        return f'the last good checkpoint is {latest}' if latest else 'no checkpoint was written yet'
+
     def save(batch_in_epoch):
-        "Checkpoint (all ranks gather their RNG states; rank 0 writes)."
+        "Checkpoint (all ranks gather their RNG states; rank 0 writes); never one with non-finite weights."
+        broken = [k for k, v in core.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if broken:
+            raise NonFiniteLoss(f'non-finite weights ({", ".join(broken[:3])}{", ..." if len(broken) > 3 else ""}) '
+                                f'after step {step - 1} (epoch {epoch}); {last_good()}')
         rngs = [None] * world
         if world > 1: dist.all_gather_object(rngs, rng_state())
         else: rngs = [rng_state()]
@@ -350,8 +364,7 @@ def pretrain(cfg: MLFOConfig, # the run's config (validated)
         bad = {k: at for k, at in zip(names, firsts.tolist()) if at >= 0}
         if bad:   # name a term rather than the total when both broke at the same step
             term, at = min(bad.items(), key=lambda kv: (kv[1], kv[0] == 'loss'))
-            raise NonFiniteLoss(f'loss term {term!r} became non-finite at step {at} (epoch {epoch_now}); '
-                                f'the last good checkpoint is {ckpt.latest()}')
+            raise NonFiniteLoss(f'loss term {term!r} became non-finite at step {at} (epoch {epoch_now}); {last_good()}')
         now = time.perf_counter()
         rec = {'step': step, 'epoch': epoch_now, 'stage': stage_of(epoch_now, cfg), 'lr': opt.param_groups[0]['lr'],
                **dict(zip(names, means.tolist())),
@@ -379,9 +392,13 @@ def pretrain(cfg: MLFOConfig, # the run's config (validated)
                 wait += time.perf_counter() - t_wait
                 if batch is None: continue
                 views = _to_views(batch, device, augment, cfg.optim.channels_last)
-                with amp: out = fwd(views, stage=stage)
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(out['loss']).backward()
+                try:
+                    with amp: out = fwd(views, stage=stage)
+                    opt.zero_grad(set_to_none=True)
+                    scaler.scale(out['loss']).backward()
+                except MLFOError as e:   # the model's own checks (non-finite features, ...): say where the run stands
+                    raise (NonFiniteLoss if 'non-finite' in str(e) else MLFOError)(
+                        f'at step {step} (epoch {epoch}): {e}; {last_good()}') from e
                 if hasattr(core, 'before_optimizer_step'): core.before_optimizer_step()
                 scaler.step(opt); scaler.update(); sched.step()
                 if hasattr(core, 'on_step_end'): core.on_step_end()
