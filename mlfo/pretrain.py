@@ -458,7 +458,7 @@ class ToyModel(nn.Module):
 
 def toy_augment(x): return x.float().div(255).permute(0, 4, 1, 2, 3)  # (B,T,H,W,3) uint8 -> (B,3,T,H,W)
 
-# %% ../nbs/10_pretrain.ipynb #850888b8
+# %% ../nbs/10_pretrain.ipynb #de9bac25
 _NOT_TERMS = ('step', 'epoch', 'stage', 'lr', 'samples_per_s', 'data_wait')
 
 def plot_metrics(run_dir: str | Path, # a run folder holding metrics.jsonl
@@ -476,9 +476,10 @@ def plot_metrics(run_dir: str | Path, # a run folder holding metrics.jsonl
     # every epoch ends with a record, so the last first-stage record is where the second stage starts
     stage2 = next((r['step'] for r, nxt in zip(records, records[1:]) if r.get('stage') == 1 and nxt.get('stage') == 2), None)
     for ax, keys, ylabel in panels:
-        for k in keys:
+        for i, k in enumerate(keys):
             xs, ys = zip(*[(r['step'], r[k]) for r in records if k in r])
-            ax.plot(xs, ys, label=k, lw=2.2 if k == 'loss' else 1.2, marker='.' if len(xs) < 30 else None)
+            ax.plot(xs, ys, label=k, color='black' if k == 'loss' else plt.cm.tab20.colors[i % 20],
+                    lw=2.2 if k == 'loss' else 1.2, marker='.' if len(xs) < 30 else None)
         if stage2 is not None:
             ax.axvline(stage2, color='grey', ls='--', lw=1)
             ax.annotate('stage 2', (stage2, 1), xycoords=('data', 'axes fraction'), va='top', ha='left', fontsize=8, color='grey')
