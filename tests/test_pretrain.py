@@ -46,8 +46,9 @@ def checkpoint(run_dir, step: int) -> dict:
 
 
 def shared(tmp_path_factory, name: str, make):
-    "A folder made once for every pytest-xdist worker (they share the base temp's parent)."
-    root = tmp_path_factory.getbasetemp().parent / 'pretrain-tests'
+    "A folder made once per session, shared by the pytest-xdist workers (whose base temps share a parent)."
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get('PYTEST_XDIST_WORKER') else base) / 'pretrain-tests'
     root.mkdir(parents=True, exist_ok=True)
     with FileLock(str(root / f'{name}.lock')):
         folder = root / name
@@ -87,10 +88,12 @@ def test_single_process_loss_goes_down(reference):
     terms = {'ins', 'sem', 'graph_low', 'graph_mid', 'graph_high', 'aug_low', 'aug_mid', 'ret_low', 'ret_mid', 'ret_high'}
     assert terms <= set(m[0]) and all(t + '_acc' in m[0] for t in terms)
     assert all(torch.isfinite(torch.tensor(r['loss'])) for r in m)
-    mean = lambda epoch, key='loss': sum(r[key] for r in m if r['epoch'] == epoch) / STEPS_PER_EPOCH
-    first, last = mean(0), mean(3)
-    assert last < 0.9 * first, (first, last)                    # the total (every term, fixed weights) drops
-    assert mean(3, 'ins') < mean(0, 'ins')                      # and so does instance discrimination
+    # the total (every term, fixed weights, from the first step) drops; measured: 16.0 at the first step,
+    # epoch means 15.3, 13.9, 13.0, 13.4 (the lr is 10x lower in the last epoch)
+    mean = lambda epochs, key='loss': sum(r[key] for r in m if r['epoch'] in epochs) / (STEPS_PER_EPOCH * len(epochs))
+    assert mean([3]) < 0.9 * m[0]['loss'], (m[0]['loss'], mean([3]))
+    assert mean([2, 3]) < 0.95 * mean([0]), (mean([0]), mean([2, 3]))
+    assert mean([2, 3], 'ins') < mean([0], 'ins')             # instance discrimination too (3.44 -> 3.07)
     saved = checkpoint(reference, 4 * STEPS_PER_EPOCH)
     assert saved['epoch'] == 4 and saved['config']['model']['width'] == 8
     info = json.loads((reference / 'pretrain.json').read_text())
@@ -111,7 +114,7 @@ def test_two_processes_match_one(tmp_path, data, reference):
     for r1, r2 in zip(one, two):
         for k, v in r1.items():
             if k in ('samples_per_s', 'data_wait'): continue
-            if k.endswith('_acc'): assert abs(v - r2[k]) <= 1 / 16 + 1e-6, (r1['step'], k)  # at most one anchor flips
+            if k.endswith('_acc'): assert abs(v - r2[k]) <= 1 / 8 + 1e-6, (r1['step'], k)   # one anchor of 8 at most
             else: assert r2[k] == pytest.approx(v, rel=1e-4, abs=1e-6), (r1['step'], k, v, r2[k])
     # the gradients: Adam's first moment is 0.1 x the first gradient (then a running mean of them), and,
     # unlike the update, it keeps the gradient's scale, so a gradient off by a factor would show here
@@ -122,15 +125,16 @@ def test_two_processes_match_one(tmp_path, data, reference):
         if step == 1: assert torch.allclose(g2, g1, rtol=1e-3, atol=1e-5 * g1.abs().max().item()), (g1 - g2).abs().max()
         assert ((g1 - g2).norm() / g1.norm()).item() < 1e-4, (step, ((g1 - g2).norm() / g1.norm()).item())
     # the weights after three steps: Adam moves each weight by about lr per step whatever the size of its
-    # gradient, so the few weights whose gradient is rounding noise may differ by up to lr; every other agrees
+    # gradient, so the few weights whose gradient is rounding noise (a sign flip) may differ by up to 2 lr a
+    # step; all others agree (measured: 92 of 565,812 differ by more than 1e-5, the largest by 8.5e-4)
     w1, w2 = model_weights(checkpoint(reference, STEPS_PER_EPOCH)), model_weights(checkpoint(d, STEPS_PER_EPOCH))
     assert w1.keys() == w2.keys()
     diff = torch.cat([(w1[k] - w2[k]).abs().flatten() for k in w1])
     lr = 1e-3   # the preset's
-    assert diff.max() < lr, diff.max()
+    assert diff.max() <= 2 * lr * STEPS_PER_EPOCH, diff.max()
     assert (diff > 1e-5).float().mean() < 1e-3, (diff > 1e-5).sum()
     w0 = model_weights(checkpoint(reference, 1))
-    assert sum((w1[k] - w0[k]).abs().sum() for k in w1) > 100 * diff.sum()   # they did move, together
+    assert sum((w1[k] - w0[k]).abs().sum() for k in w1) > 1e4 * diff.sum()   # they moved, together (measured: 1.7e5)
 
 
 # --- (3) killed after two epochs, resumed: the same weights as the run that never stopped
