@@ -7,8 +7,8 @@ __all__ = ['stage_of', 'lr_factor', 'ResumableBatchSampler', 'rng_fork', 'Seeded
            'read_metrics', 'setup_distributed', 'GlobalBatchNorm', 'sync_batchnorm', 'NonFiniteLoss', 'pretrain',
            'ToyVideos', 'ToyModel', 'toy_augment', 'plot_metrics', 'main']
 
-# %% ../nbs/10_pretrain.ipynb #551cec7f
-import contextlib, json, math, os, random, signal, sys, time, warnings
+# %% ../nbs/10_pretrain.ipynb #08d4a511
+import contextlib, json, math, os, random, re, signal, sys, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -204,7 +204,7 @@ def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
         return m
     return convert(model)
 
-# %% ../nbs/10_pretrain.ipynb #ea0f6586
+# %% ../nbs/10_pretrain.ipynb #960f7a6d
 def _unwrap(model): return model.module if hasattr(model, 'module') else model
 
 def _default_data(cfg: MLFOConfig):
@@ -217,6 +217,20 @@ def _default_data(cfg: MLFOConfig):
 def _default_model(cfg: MLFOConfig):
     from mlfo.model import MLFO
     return MLFO(cfg)
+
+def _batches(loader):
+    "Iterate `loader`; an error from a worker keeps its last line (the worker's message) instead of its whole traceback."
+    it = iter(loader)
+    while True:
+        try: batch = next(it)
+        except StopIteration: return
+        except MLFOError as e:
+            text = str(e)
+            if 'Original Traceback' not in text: raise
+            where = re.search(r'worker process \d+', text)
+            last = re.sub(r'^[\w.]+: ', '', text.strip().splitlines()[-1])   # drop the 'mlfo.core.MLFOError: ' prefix
+            raise MLFOError(f'data loader {where.group(0) if where else "worker"}: {last}') from None
+        yield batch
 
 def _collate(items):
     "Stack dict items, dropping those the dataset skipped (None)."
@@ -264,7 +278,7 @@ def _check_config(saved: dict, cfg: MLFOConfig, allow_change: bool, path):
         raise MLFOError(f'{path}: resuming with a different config ({lines}); pass allow_config_change=True '
                         '(--allow-config-change) to resume anyway, or use a new run name')
 
-# %% ../nbs/10_pretrain.ipynb #f849d209
+# %% ../nbs/10_pretrain.ipynb #df468370
 def pretrain(cfg: MLFOConfig, # the run's config (validated)
              resume: bool = True, # continue from the newest checkpoint in the run folder, if any
              allow_config_change: bool = False, # resume even if the saved config differs
@@ -388,7 +402,7 @@ def pretrain(cfg: MLFOConfig, # the run's config (validated)
             loader.generator = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)  # workers' base seed
             model.train()
             t_wait = time.perf_counter()
-            for i, batch in enumerate(loader, start=start_batch):
+            for i, batch in enumerate(_batches(loader), start=start_batch):
                 wait += time.perf_counter() - t_wait
                 if batch is None: continue
                 views = _to_views(batch, device, augment, cfg.optim.channels_last)
