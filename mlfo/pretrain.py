@@ -278,7 +278,7 @@ def _check_config(saved: dict, cfg: MLFOConfig, allow_change: bool, path):
         raise MLFOError(f'{path}: resuming with a different config ({lines}); pass allow_config_change=True '
                         '(--allow-config-change) to resume anyway, or use a new run name')
 
-# %% ../nbs/10_pretrain.ipynb #df468370
+# %% ../nbs/10_pretrain.ipynb #cf0de9fb
 def pretrain(cfg: MLFOConfig, # the run's config (validated)
              resume: bool = True, # continue from the newest checkpoint in the run folder, if any
              allow_config_change: bool = False, # resume even if the saved config differs
@@ -347,8 +347,9 @@ def pretrain(cfg: MLFOConfig, # the run's config (validated)
 
     def save(batch_in_epoch):
         "Checkpoint (all ranks gather their RNG states; rank 0 writes); never one with non-finite weights."
-        broken = [k for k, v in core.state_dict().items() if v.is_floating_point() and not torch.isfinite(v).all()]
-        if broken:
+        weights = {k: v for k, v in core.state_dict().items() if v.is_floating_point()}
+        if not bool(torch.stack([torch.isfinite(v).all() for v in weights.values()]).all()):   # one host sync
+            broken = [k for k, v in weights.items() if not torch.isfinite(v).all()]
             raise NonFiniteLoss(f'non-finite weights ({", ".join(broken[:3])}{", ..." if len(broken) > 3 else ""}) '
                                 f'after step {step - 1} (epoch {epoch}); {last_good()}')
         rngs = [None] * world
