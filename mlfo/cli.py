@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['COMMANDS', 'config_from_args', 'main_config', 'main']
 
-# %% ../nbs/13_cli.ipynb #99bd214d
+# %% ../nbs/13_cli.ipynb #6d6f2f2a
 import argparse, importlib, sys
 
 import yaml
@@ -13,7 +13,7 @@ import yaml
 from .config import get_preset, load_config, PRESETS, ConfigError, _lists
 from .core import MLFOError
 
-# %% ../nbs/13_cli.ipynb #59277a52
+# %% ../nbs/13_cli.ipynb #52968353
 COMMANDS = {
     'synth': ('mlfo.synthetic', 'main_synth', 'generate the embedded synthetic datasets'),
     'prepare': ('mlfo.prepare', 'main_prepare', 're-encode a dataset (short side 128) or extract frames'),
@@ -27,17 +27,20 @@ COMMANDS = {
 def config_from_args(argv: list[str], # [--preset NAME | --config FILE] [key=value ...]
                      prog: str = 'mlfo') -> tuple:
     "Parse the options every command shares: a preset or config file plus `key=value` overrides."
-    ap = argparse.ArgumentParser(prog=prog)
+    overrides = [a for a in argv if '=' in a and not a.startswith('-')]   # key=value items, anywhere
+    others = [a for a in argv if a not in overrides]
+    ap = argparse.ArgumentParser(prog=prog, add_help=False)
     ap.add_argument('--preset', default='tiny', help=f'one of {", ".join(PRESETS)} (default tiny)')
     ap.add_argument('--config', help='a YAML or JSON config file (instead of --preset)')
-    ap.add_argument('overrides', nargs='*', help='key=value, e.g. K=500 optim.epochs=10')
-    args, rest = ap.parse_known_args(argv)
+    args, rest = ap.parse_known_args(others)
+    args.overrides = overrides
     cfg = load_config(args.config, *args.overrides) if args.config else get_preset(args.preset, *args.overrides)
     return cfg, rest
 
 def main_config(argv):
     "Print the resolved config as YAML."
-    cfg, _ = config_from_args(argv, 'mlfo config')
+    cfg, rest = config_from_args(argv, 'mlfo config')
+    if rest: raise MLFOError(f'mlfo config: unexpected arguments {rest}')
     print(yaml.safe_dump(_lists(cfg.to_dict()), sort_keys=False), end='')
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +61,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f'mlfo {cmd}: error: {e}', file=sys.stderr)
         return 2
 
-# %% ../nbs/13_cli.ipynb #da9ad2e3
+# %% ../nbs/13_cli.ipynb #301d3048
 #| eval: false
 if __name__ == '__main__': sys.exit(main())
