@@ -56,7 +56,6 @@ def test_record_then_skip(setup):
 
 @pytest.mark.parametrize('name, value, allowed', [
     ('CONSTRAINT', 'graph', 'one of none, onehot, instance, semantic, combined, combined_high'),
-    ('TEMPORAL', 'sideways', 'one of none, conventional, ours'),
     ('K', 0, 'loss.K = 0 is not allowed: an integer >= 1'),
 ])
 def test_bad_parameter(setup, name, value, allowed):
