@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #23201c78
 from __future__ import annotations
-import hashlib, json, os, platform, random, subprocess, tempfile, time
+import contextlib, hashlib, json, os, platform, random, subprocess, tempfile, time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,8 @@ import torch
 
 # %% auto #0
 __all__ = ['atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_torch_save', 'seed_everything', 'rng_state',
-           'set_rng_state', 'git_commit', 'device_info', 'file_fingerprint', 'MLFOError']
+           'set_rng_state', 'git_commit', 'device_info', 'file_fingerprint', 'MLFOError', 'checks_enabled',
+           'input_checks']
 
 # %% ../nbs/00_core.ipynb #c43a4ff1
 def atomic_write_bytes(path: str | Path, # destination file
@@ -107,3 +108,19 @@ def file_fingerprint(paths, # iterable of files
 # %% ../nbs/00_core.ipynb #be9dda0d
 class MLFOError(ValueError):
     "Bad input: the message names the file, field or value and what is allowed."
+
+# %% ../nbs/00_core.ipynb #e6dc901a
+_INPUT_CHECKS = True   # the switch read by checks_enabled; changed only through input_checks
+
+def checks_enabled() -> bool:
+    "Are the value checks on loss inputs (finite, non-negative) on? Shape checks always run."
+    return _INPUT_CHECKS
+
+@contextlib.contextmanager
+def input_checks(enabled: bool = True, # False: skip the checks that read values back from the device
+                ):
+    "Switch the value checks of every loss on or off (process-wide) inside a `with` block."
+    global _INPUT_CHECKS
+    previous, _INPUT_CHECKS = _INPUT_CHECKS, bool(enabled)
+    try: yield
+    finally: _INPUT_CHECKS = previous

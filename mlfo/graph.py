@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .core import MLFOError
+from .core import MLFOError, checks_enabled
 from .distributed import all_gather_grad
 from .instance import check_features, cosine_logits, local_offset
 
@@ -68,7 +68,7 @@ def combined_graph(E_ins: torch.Tensor, # (N, N) instance graph (Eq. 6), any pos
     if E_ins.shape[0] != E_ins.shape[1]: raise MLFOError(f'combined_graph: graphs of shape {tuple(E_ins.shape)}, expected (N, N)')
     E = E_ins.detach() * E_sem.detach()                        # (N, N)
     total = E.sum(1, keepdim=True)                             # (N, 1)
-    if (total <= 0).any(): raise MLFOError('combined_graph: a row has no edge (the self-loops must be kept)')
+    if checks_enabled() and (total <= 0).any(): raise MLFOError('combined_graph: a row has no edge (the self-loops must be kept)')
     return E / total
 
 # %% ../nbs/07_graph.ipynb #f485800a
@@ -105,6 +105,7 @@ def multilevel_loss(z1: torch.Tensor, # (B, C) local projections of one level r,
                     tau: float = 0.07, # temperature of h
                     gather: Callable = all_gather_grad, # (B, C) -> (N, C) over processes
                     variant: str = 'code', # 'code': view a against the other view; 'paper': h of Eq. 3
+                    offset: int | None = None, # first gathered row of this process (rank * B); None: `local_offset` finds it
                    ) -> tuple[torch.Tensor, torch.Tensor]: # (loss, acc), scalars
     "Graph-constrained soft cross-entropy for one feature level, L_mul (Eq. 10), mean over local anchors."
     check_features(z1, z2, names='multilevel_loss')
@@ -112,10 +113,10 @@ def multilevel_loss(z1: torch.Tensor, # (B, C) local projections of one level r,
     g1, g2 = gather(z1), gather(z2)                            # (N, C) each
     B, N = z1.shape[0], g1.shape[0]
     if targets.shape != (B, N): raise MLFOError(f'multilevel_loss: targets of shape {tuple(targets.shape)}, expected ({B}, {N})')
-    if not torch.isfinite(targets).all() or (targets < 0).any():
+    if checks_enabled() and (not torch.isfinite(targets).all() or (targets < 0).any()):
         raise MLFOError('multilevel_loss: targets must be finite and non-negative')
     targets = targets.detach()
-    own = torch.arange(B, device=z1.device) + local_offset(z1, g1)  # (B,) global index of each local video
+    own = torch.arange(B, device=z1.device) + local_offset(z1, g1, offset)  # (B,) global index of each local video
     rows = torch.arange(B, device=z1.device)
     if variant == 'code':
         logits = torch.stack([cosine_logits(z1, g2, tau), cosine_logits(z2, g1, tau)])  # (2, B, N) view a vs the other view
@@ -124,8 +125,7 @@ def multilevel_loss(z1: torch.Tensor, # (B, C) local projections of one level r,
         logits = []
         for za in (z1, z2):
             log_h = torch.logaddexp(cosine_logits(za, g1, tau), cosine_logits(za, g2, tau))  # (B, N) log(h(.,z_j^1) + h(.,z_j^2))
-            diag = torch.zeros_like(log_h, dtype=torch.bool)
-            diag[rows, own] = True
+            diag = torch.arange(N, device=z1.device)[None] == own[:, None]  # (B, N) each anchor's own column
             logits.append(torch.where(diag, pos[:, None].expand_as(log_h), log_h))  # Eq. 3's i = j case
         logits = torch.stack(logits)                               # (2, B, N)
     log_p = F.log_softmax(logits, dim=2)                           # (2, B, N)

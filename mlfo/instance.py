@@ -11,15 +11,17 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .core import MLFOError
+from .core import MLFOError, checks_enabled
 from .distributed import all_gather_grad
 
 # %% ../nbs/05_instance.ipynb #5c34a351
 def check_features(*zs: torch.Tensor, names: str = 'z') -> None:
-    "Raise `MLFOError` unless every tensor is 2-D, finite and of one shape (inputs of Eq. 1-10)."
+    "Raise `MLFOError` unless every tensor is 2-D, of one shape and (when `checks_enabled()`) finite (inputs of Eq. 1-10)."
     for k, z in enumerate(zs):
         if z.ndim != 2: raise MLFOError(f'{names}: tensor {k} has shape {tuple(z.shape)}, expected (rows, C)')
         if z.shape != zs[0].shape: raise MLFOError(f'{names}: shapes {[tuple(t.shape) for t in zs]} differ')
+    if not checks_enabled(): return                     # the finiteness test reads a value back from the device
+    for k, z in enumerate(zs):
         if not torch.isfinite(z).all(): raise MLFOError(f'{names}: tensor {k} has non-finite values')
 
 def cosine_logits(u: torch.Tensor, # (N, C)
@@ -37,11 +39,15 @@ def h(u: torch.Tensor, v: torch.Tensor, tau: float = 0.07) -> torch.Tensor:
 # %% ../nbs/05_instance.ipynb #eb0a3cf9
 def local_offset(local: torch.Tensor,    # (B, C) this process's rows
                  gathered: torch.Tensor, # (N, C) the rows of every process, N = world * B
+                 offset: int | None = None, # known first row (rank * B), taken after a range check; None: look it up
                 ) -> int:
     "Index of the first row of `local` inside `gathered` (the global batch of Eq. 2)."
     B, N = local.shape[0], gathered.shape[0]
     if N == B: return 0
     if N % B: raise MLFOError(f'gathered batch of {N} rows is not a multiple of the local batch of {B}')
+    if offset is not None:
+        if offset % B or not 0 <= offset < N: raise MLFOError(f'offset {offset}: expected a multiple of {B} below {N}')
+        return offset
     for o in range(0, N, B):
         if torch.equal(gathered[o:o + B], local): return o
     raise MLFOError('the local rows are not among the gathered rows: gather must concatenate every process\'s rows')
@@ -51,11 +57,12 @@ def info_nce(q: torch.Tensor, # (B, C) local queries
              k: torch.Tensor, # (B, C) local keys, k[i] is the positive of q[i]
              tau: float = 0.07, # temperature
              gather: Callable = all_gather_grad, # (B, C) -> (N, C) over processes
+             offset: int | None = None, # first gathered row of this process (rank * B); None: `local_offset` finds it
             ) -> tuple[torch.Tensor, torch.Tensor]: # (loss, acc), scalars
     "InfoNCE with the keys of the global batch as negatives (Eq. 1)."
     check_features(q, k, names='info_nce')
     keys = gather(k)                                    # (N, C), N = world * B
-    offset = local_offset(k, keys)
+    offset = local_offset(k, keys, offset)
     logits = cosine_logits(q, keys, tau)                # (B, N)
     labels = torch.arange(q.shape[0], device=q.device) + offset
     loss = F.cross_entropy(logits, labels)
@@ -67,19 +74,20 @@ def instance_loss(z1: torch.Tensor, # (B, C) local clips A (view 1), high-level 
                   z2: torch.Tensor, # (B, C) local clips B (view 2) of the same videos
                   tau: float = 0.07, # temperature
                   gather: Callable = all_gather_grad, # (B, C) -> (N, C) over processes
+                  offset: int | None = None, # first gathered row of this process (rank * B); None: `local_offset` finds it
                  ) -> tuple[torch.Tensor, torch.Tensor]: # (loss, acc), scalars
     "Two-view instance discrimination over the global batch, L_ins (Eq. 2-3), mean over local anchors."
     check_features(z1, z2, names='instance_loss')
     B = z1.shape[0]
     g1, g2 = gather(z1), gather(z2)                     # (N, C) each
-    N, offset = g1.shape[0], local_offset(z1, g1)
+    N, offset = g1.shape[0], local_offset(z1, g1, offset)
     anchors = torch.cat([z1, z2])                       # (2B, C): view 1 anchors, then view 2
     logits = cosine_logits(anchors, torch.cat([g1, g2]), tau)  # (2B, 2N)
     own = torch.arange(B, device=z1.device) + offset    # (B,) global index of each local video
     self_col = torch.cat([own, own + N])                # (2B,) the anchor's own column
     pos_col = torch.cat([own + N, own])                 # (2B,) the other view of the same video
     rows = torch.arange(2 * B, device=z1.device)
-    logits = logits.index_put((rows, self_col), torch.tensor(float('-inf'), device=z1.device, dtype=logits.dtype))
+    logits = logits.index_put((rows, self_col), logits.new_full((), float('-inf')))  # a fill on the device, no host copy
     loss = F.cross_entropy(logits, pos_col)
     acc = (logits.argmax(1) == pos_col).float().mean()
     return loss, acc

@@ -69,6 +69,7 @@ class MLFO(nn.Module):
         l = self.cfg.loss
         a, b, long = views['a'], views['b'], views['long']
         B = a.shape[0]
+        own = get_rank() * B          # where all_gather_grad puts this process's rows: no lookup on the device
         feats = self.backbone(torch.cat([a, b, long]))                     # level -> (3B, C, T, H, W)
         fa, fb, fl = ({r: f[i * B:(i + 1) * B] for r, f in feats.items()} for i in range(3))
         terms, total = {}, 0.
@@ -83,8 +84,8 @@ class MLFO(nn.Module):
             neg = conventional_negatives(a, l.temporal_augs)                # (B, A, 3, T, H, W)
             A = neg.shape[1]
             zn = self.ins_head(self.backbone(neg.flatten(0, 1))['high']).view(B, A, -1)  # (B, A, D)
-            add('ins', instance_loss_with_extra_negatives(z1, z2, zn, l.tau), 1.0)
-        else: add('ins', instance_loss(z1, z2, l.tau), 1.0)
+            add('ins', instance_loss_with_extra_negatives(z1, z2, zn, l.tau, offset=own), 1.0)
+        else: add('ins', instance_loss(z1, z2, l.tau, offset=own), 1.0)
         # high level: prototypes and Sinkhorn-Knopp (Eq. 4), with the queue from queue_start_epoch
         p1 = self.prototypes(self.proto_head(fa['high'].mean(dim=(2, 3, 4))))   # (B, K)
         p2 = self.prototypes(self.proto_head(fb['high'].mean(dim=(2, 3, 4))))
@@ -97,12 +98,12 @@ class MLFO(nn.Module):
                 E = graph_targets(l.constraint, g(z1), g(z2), g(s1), g(s2), l.tau, l.eta, l.instance_similarity)  # (N, N)
                 E = rank_slice(E, get_rank(), get_world_size())             # (B, N) this process's rows
             for r, head in self.graph_heads.items():
-                add(f'graph_{r}', multilevel_loss(head(fa[r]), head(fb[r]), E, l.tau), self.weight[r])
+                add(f'graph_{r}', multilevel_loss(head(fa[r]), head(fb[r]), E, l.tau, offset=own), self.weight[r])
         # temporal modelling on feature maps (Eq. 11-13)
         for r, head in self.aug_heads.items():
             q1, n1 = head.embed_with_augs(fa[r], l.temporal_augs)           # (B, D), (B, A, D)
             q2, n2 = head.embed_with_augs(fb[r], l.temporal_augs)
-            add(f'aug_{r}', aug_loss(q1, q2, (n1, n2), l.tau), self.weight[r])
+            add(f'aug_{r}', aug_loss(q1, q2, (n1, n2), l.tau, offset=own), self.weight[r])
         for r, head in self.ret_heads.items():
             add(f'ret_{r}', retrieval_loss(head(fa[r]), head(fb[r]), head(fl[r]), l.tau), self.weight[r])
         return {'loss': total, 'terms': terms}

@@ -19,7 +19,7 @@ import torch.distributed as dist
 from torch import nn
 
 from .config import MLFOConfig, config_diff, from_dict, get_preset
-from .core import (MLFOError, atomic_torch_save, atomic_write_json, device_info, git_commit, rng_state,
+from .core import (MLFOError, atomic_torch_save, atomic_write_json, device_info, git_commit, input_checks, rng_state,
                        seed_everything, set_rng_state)
 from . import distributed as D
 
@@ -340,6 +340,7 @@ def pretrain(cfg: MLFOConfig, # the run's config (validated)
     amp = torch.autocast('cuda', dtype=torch.bfloat16 if cfg.optim.amp == 'bf16' else torch.float16) \
         if device.type == 'cuda' and cfg.optim.amp != 'none' else contextlib.nullcontext()
     scaler = torch.amp.GradScaler('cuda', enabled=device.type == 'cuda' and cfg.optim.amp == 'fp16')
+    checks = device.type != 'cuda'   # the losses' value checks wait for the GPU; there the sums below catch a NaN instead
 
     def last_good() -> str:
         latest = ckpt.latest()
@@ -408,7 +409,7 @@ def pretrain(cfg: MLFOConfig, # the run's config (validated)
                 if batch is None: continue
                 views = _to_views(batch, device, augment, cfg.optim.channels_last)
                 try:
-                    with amp: out = fwd(views, stage=stage)
+                    with amp, input_checks(checks): out = fwd(views, stage=stage)
                     opt.zero_grad(set_to_none=True)
                     scaler.scale(out['loss']).backward()
                 except MLFOError as e:   # the model's own checks (non-finite features, ...): say where the run stands
@@ -420,8 +421,8 @@ def pretrain(cfg: MLFOConfig, # the run's config (validated)
                 terms = {'loss': out['loss'].detach().float(), **{k: v.detach().float() for k, v in out.get('terms', {}).items()}}
                 for k, v in terms.items():   # device-side bookkeeping: no host synchronisation here
                     sums[k] = sums.get(k, 0) + v
-                    fb = first_bad.get(k, torch.tensor(-1, device=v.device))
-                    first_bad[k] = torch.where((fb < 0) & ~torch.isfinite(v), torch.tensor(step, device=v.device), fb)
+                    fb = first_bad.get(k, torch.full((), -1, dtype=torch.long, device=v.device))   # a fill, no host copy
+                    first_bad[k] = torch.where((fb < 0) & ~torch.isfinite(v), step, fb)
                 n_acc += 1; step += 1; seen += views['a'].shape[0]
                 if bar: bar.update(1)
                 if step % cfg.optim.log_every == 0:

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import MLFOError
+from .core import MLFOError, checks_enabled
 from .distributed import all_gather, all_reduce_sum
 
 # %% ../nbs/06_prototypes.ipynb #a7f1e78f
@@ -74,13 +74,14 @@ def sinkhorn(logits: torch.Tensor, # (B, K) this process's prototype logits
     "Sinkhorn-Knopp equipartition of the global batch (the targets s of Eq. 4)."
     if logits.ndim != 2: raise MLFOError(f'sinkhorn: logits of shape {tuple(logits.shape)}, expected (B, K)')
     if eps <= 0 or iters < 1: raise MLFOError(f'sinkhorn: eps = {eps}, iters = {iters}; expected eps > 0, iters >= 1')
-    if not torch.isfinite(logits).all(): raise MLFOError('sinkhorn: non-finite prototype logits')
+    checks = checks_enabled()                                      # value checks read back from the device
+    if checks and not torch.isfinite(logits).all(): raise MLFOError('sinkhorn: non-finite prototype logits')
     logits = logits.float()
     B, K = logits.shape
     if shared is None: shared = logits.new_zeros(0, K)
     if shared.ndim != 2 or shared.shape[1] != K:
         raise MLFOError(f'sinkhorn: shared rows of shape {tuple(shared.shape)}, expected (M, {K})')
-    if not torch.isfinite(shared).all(): raise MLFOError('sinkhorn: non-finite queue logits')
+    if checks and not torch.isfinite(shared).all(): raise MLFOError('sinkhorn: non-finite queue logits')
     shared = shared.float()
     ones = logits.new_ones(1)
     world = reduce(ones)                                           # (1,) number of processes
@@ -97,7 +98,7 @@ def sinkhorn(logits: torch.Tensor, # (B, K) this process's prototype logits
         Q = Q / (Q.sum(0, keepdim=True) * n_total)                 # (K, B): each sample holds 1/N
         S = S / (S.sum(0, keepdim=True) * n_total)                 # (K, M)
     out = (Q * n_total).T                                          # (B, K), rows sum to 1
-    if not torch.isfinite(out).all():
+    if checks and not torch.isfinite(out).all():
         raise MLFOError(f'sinkhorn: non-finite targets (eps = {eps} too small for the logits\' range?)')
     return out
 
@@ -109,9 +110,11 @@ def swapped_loss(logits1: torch.Tensor, # (B, K) prototype logits of view 1
                  proto_tau: float = 0.1, # temperature of the prototype softmax
                 ) -> tuple[torch.Tensor, torch.Tensor]: # (loss, acc), scalars
     "Swapped-prediction semantic loss L_sem (Eq. 4), mean over local samples and both swaps."
-    for name, t in (('logits1', logits1), ('logits2', logits2), ('q1', q1), ('q2', q2)):
+    named = (('logits1', logits1), ('logits2', logits2), ('q1', q1), ('q2', q2))
+    for name, t in named:
         if t.shape != logits1.shape or t.ndim != 2:
             raise MLFOError(f'swapped_loss: {name} has shape {tuple(t.shape)}, expected {tuple(logits1.shape)} (B, K)')
+    for name, t in named if checks_enabled() else ():
         if not torch.isfinite(t).all(): raise MLFOError(f'swapped_loss: {name} has non-finite values')
     if proto_tau <= 0: raise MLFOError(f'swapped_loss: proto_tau = {proto_tau}, expected > 0')
     logp1 = F.log_softmax(logits1 / proto_tau, dim=1)   # (B, K) log p^1
@@ -132,7 +135,8 @@ class LogitQueue(nn.Module):
         if length < 0 or K < 1 or views < 1:
             raise MLFOError(f'LogitQueue(length={length}, K={K}, views={views}): expected length >= 0, K >= 1, views >= 1')
         self.register_buffer('logits', torch.zeros(views, length, K))  # (views, length, K), newest first
-        self.register_buffer('filled', torch.zeros((), dtype=torch.long))  # valid rows (the first `filled`)
+        self.register_buffer('filled', torch.zeros((), dtype=torch.long))  # valid rows (the first `filled`), for checkpoints
+        self.n_filled = 0                                                   # the same count on the host
 
     @property
     def length(self) -> int: return self.logits.shape[1]
@@ -141,7 +145,11 @@ class LogitQueue(nn.Module):
 
     def rows(self, view: int) -> torch.Tensor: # (filled, K)
         "The valid queued logits of one view."
-        return self.logits[view, :int(self.filled)]
+        return self.logits[view, :self.n_filled]
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self.n_filled = int(self.filled)                 # one read when a checkpoint is loaded
 
     @torch.no_grad()
     def push(self, *view_logits: torch.Tensor) -> None:
@@ -153,7 +161,8 @@ class LogitQueue(nn.Module):
             if new.ndim != 2 or new.shape[1] != self.K:
                 raise MLFOError(f'LogitQueue.push: logits of shape {tuple(new.shape)}, expected (N, {self.K})')
             self.logits[v] = torch.cat([new.detach().to(self.logits), self.logits[v]])[:self.length]  # (length, K)
-        self.filled.fill_(min(self.length, int(self.filled) + view_logits[0].shape[0]))
+        self.n_filled = min(self.length, self.n_filled + view_logits[0].shape[0])
+        self.filled.fill_(self.n_filled)
 
 # %% ../nbs/06_prototypes.ipynb #5ec1a1e1
 @torch.no_grad()

@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from .core import MLFOError
+from .core import MLFOError, checks_enabled
 from .distributed import all_gather_grad
 from .instance import local_offset
 
@@ -22,7 +22,7 @@ __all__ = ['TEMPORAL_AUGS', 'RETRIEVAL_STEPS', 'MotionExcitation', 'temporal_rev
 
 # %% ../nbs/08_temporal.ipynb #fe66fd1d
 def _check_finite(x: Tensor, name: str) -> None:
-    if not torch.isfinite(x).all():
+    if checks_enabled() and not torch.isfinite(x).all():
         raise MLFOError(f'{name}: contains NaN or Inf values; all entries must be finite')
 
 def _check_tau(tau: float) -> None:
@@ -80,14 +80,17 @@ def temporal_reverse(f: Tensor, # (B, C, T, H, W)
 def shuffle_permutations(batch: int, # B
                          steps: int, # T, at least 2
                          generator: torch.Generator | None = None, # source of randomness
+                         device: torch.device | str | None = None, # where to return them (drawn there without a generator); None: CPU
                         ) -> Tensor: # (B, T) int64, no row is the identity
     "One random non-identity permutation of `steps` per sample."
     if steps < 2: raise MLFOError(f'shuffle: got T={steps}; a non-identity permutation needs T >= 2')
-    device = generator.device if generator is not None else 'cpu'
-    perm = torch.rand(batch, steps, generator=generator, device=device).argsort(1).cpu()  # (B, T)
-    identity = (perm == torch.arange(steps)).all(1)  # (B,)
-    perm[identity] = torch.arange(steps).roll(1)  # replace a drawn identity by a cyclic shift
-    return perm
+    device = torch.device(device or 'cpu')
+    drawn_on = generator.device if generator is not None else device
+    perm = torch.rand(batch, steps, generator=generator, device=drawn_on).argsort(1)  # (B, T)
+    order = torch.arange(steps, device=drawn_on)                                      # (T,) the identity
+    identity = (perm == order).all(1, keepdim=True)                                   # (B, 1)
+    perm = torch.where(identity, order.roll(1), perm)  # a drawn identity becomes a cyclic shift, on the device
+    return perm.to(device)
 
 def temporal_shuffle(f: Tensor, # (B, C, T, H, W)
                      generator: torch.Generator | None = None, # source of randomness
@@ -95,7 +98,7 @@ def temporal_shuffle(f: Tensor, # (B, C, T, H, W)
     "Permute the time axis of each sample by a non-identity permutation (Aug_k of Eq. 12)."
     _check_map(f, 'f')
     B, C, T, H, W = f.shape
-    perm = shuffle_permutations(B, T, generator).to(f.device)        # (B, T)
+    perm = shuffle_permutations(B, T, generator, f.device)           # (B, T), drawn on f's device without a generator
     index = perm.view(B, 1, T, 1, 1).expand(B, C, T, H, W)           # (B, C, T, H, W) time index per sample
     return f.gather(2, index)
 
@@ -165,6 +168,7 @@ def aug_loss(q1: Tensor,  # (B, D) ME(f^1): clip A of each video
              tau: float = 0.07,  # temperature of h (Eq. 1)
              gather: Callable[[Tensor], Tensor] = all_gather_grad,  # (B, D) -> (N, D) over processes, with gradient
              other_videos: bool = True,  # also use other videos' clips as negatives (authors' code); False: Eq. 12 only
+             offset: int | None = None,  # first gathered row of this process (rank * B); None: `local_offset` finds it
             ) -> tuple[Tensor, Tensor]:  # loss (), accuracy ()
     "Motion-pattern discrimination L_aug (Eq. 11-12), averaged over the 2B local anchors."
     _check_tau(tau)
@@ -181,11 +185,11 @@ def aug_loss(q1: Tensor,  # (B, D) ME(f^1): clip A of each video
     positive = (z1 * z2).sum(-1) / tau                                        # (B,) log h(q_i^1, q_i^2)
     if other_videos:
         g1, g2 = gather(q1), gather(q2)                                       # (N, D) global batch
-        N, offset = g1.shape[0], local_offset(q1, g1)
+        N, offset = g1.shape[0], local_offset(q1, g1, offset)
         keys = F.normalize(torch.cat([g1, g2]), dim=-1)                       # (2N, D) both clips of every video
-        rows, own = torch.arange(B, device=q1.device), torch.arange(B, device=q1.device) + offset
-        self_mask = torch.zeros(B, 2 * N, dtype=torch.bool, device=q1.device)  # (B, 2N) video i's own two clips
-        self_mask[rows, own] = True; self_mask[rows, own + N] = True
+        own = torch.arange(B, device=q1.device) + offset                      # (B,) global index of each local video
+        cols = torch.arange(2 * N, device=q1.device)[None]                    # (1, 2N)
+        self_mask = (cols == own[:, None]) | (cols == own[:, None] + N)        # (B, 2N) video i's own two clips
     losses, hits = [], []
     for za, na in ((z1, n1), (z2, n2)):
         own_negs = torch.einsum('bd,bad->ba', za, na) / tau                   # (B, A) log h(q_i^a, Aug_k(q_i^a))
@@ -239,13 +243,14 @@ def retrieval_loss(short_a: Tensor, # (B, Ts, D) or (B, D, Ts, H, W): clip A, fi
     logits = torch.einsum('bpd,bqd->bpq', short, long) / tau  # (B, t, t) short step p vs long step q of the same video
     B = logits.shape[0]
     target = torch.arange(t, device=logits.device).repeat(B)  # (B*t,) step p matches step p
+    own_step = torch.eye(t, dtype=torch.bool, device=logits.device).repeat(B, 1)  # (B*t, t) one_hot(target), built on the device
     directions = [logits] + ([logits.transpose(1, 2)] if symmetric else [])
     losses, hits = [], []
     for d in directions:
         flat = d.reshape(B * t, t)                             # (B*t, t) one query per row
         losses.append(F.cross_entropy(flat, target))
         positive = flat.gather(1, target[:, None])             # (B*t, 1)
-        others = flat.masked_fill(F.one_hot(target, t).bool(), float('-inf'))
+        others = flat.masked_fill(own_step, float('-inf'))
         hits.append((positive[:, 0] > others.max(1).values).float().mean())
     return torch.stack(losses).mean(), torch.stack(hits).mean()
 
@@ -281,6 +286,7 @@ def instance_loss_with_extra_negatives(
         extra,         # (B, A, D) projected augmented clips of each video, or a pair for views 1 and 2
         tau: float = 0.07, # temperature of h (Eq. 1)
         gather: Callable[[Tensor], Tensor] = all_gather_grad, # (B, D) -> (N, D) over processes, with gradient
+        offset: int | None = None, # first gathered row of this process (rank * B); None: found by comparing rows
        ) -> tuple[Tensor, Tensor]: # loss (), accuracy ()
     "Instance loss (Eq. 2-3) with each video's temporally augmented clips as extra negatives (Table 3, CTM)."
-    return aug_loss(z1, z2, extra, tau, gather, other_videos=True)
+    return aug_loss(z1, z2, extra, tau, gather, other_videos=True, offset=offset)
