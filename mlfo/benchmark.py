@@ -48,7 +48,7 @@ def make_step(cfg: MLFOConfig, # model and loss settings
             views = {k: v.contiguous(memory_format=torch.channels_last_3d) for k, v in views.items()}
         with _amp(device, amp), input_checks(checks):
             if variant == 'bare':
-                feats = fwd(torch.cat([views['a'], views['b'], views['long']]))   # (3B, C, T, H, W) per level
+                feats = fwd(MLFO.batch_clips(views['a'], views['b'], views['long']))   # (3B, C, T, H, W) per level, as MLFO batches them
                 loss = feats['high'].float().mean()
             else: loss = fwd(views, stage=2)['loss']
         opt.zero_grad(set_to_none=True)
@@ -91,6 +91,9 @@ def step_benchmark(cfg: MLFOConfig, # model / loss settings (cfg.model.backbone,
            'K': cfg.loss.K, 'compile': compile, 'variants': {}}
     for v in variants:
         step, model = make_step(cfg, v, device, compile=compile and v != 'mlfo_fp32')
+        # one copy of the clips, in the layout the step uses (as the training loop holds them), not a second one per step
+        layout = torch.channels_last_3d if device.type == 'cuda' and v != 'mlfo_fp32' else torch.contiguous_format
+        views = {k: x.contiguous(memory_format=layout) for k, x in views.items()}
         if device.type == 'cuda': torch.cuda.reset_peak_memory_stats(device)
         sec = time_step(step, views, steps, warmup, device)
         rec = {'s_per_step': sec, 'samples_per_s': batch / sec}

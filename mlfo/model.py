@@ -59,6 +59,14 @@ class MLFO(nn.Module):
         if self.epoch < self.cfg.loss.freeze_prototypes_epochs: self.prototypes.drop_grad_()
     def on_step_end(self): self.prototypes.normalize_()
 
+    @staticmethod
+    def batch_clips(*clips: torch.Tensor, # (B, 3, T, H, W) each
+                   ) -> torch.Tensor:     # (len(clips) * B, 3, T, H, W)
+        "The clips as one batch, in the dtype autocast gives the first convolution (so no float32 copy waits in memory)."
+        device = clips[0].device.type
+        if torch.is_autocast_enabled(device): clips = [c.to(torch.get_autocast_dtype(device)) for c in clips]
+        return torch.cat(clips)
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         "Pooled high-level backbone feature (B, C_high): what downstream tasks use."
         return self.backbone.embed(x)
@@ -70,8 +78,10 @@ class MLFO(nn.Module):
         a, b, long = views['a'], views['b'], views['long']
         B = a.shape[0]
         own = get_rank() * B          # where all_gather_grad puts this process's rows: no lookup on the device
-        feats = self.backbone(torch.cat([a, b, long]))                     # level -> (3B, C, T, H, W)
+        feats = self.backbone(self.batch_clips(a, b, long))                # level -> (3B, C, T, H, W)
         fa, fb, fl = ({r: f[i * B:(i + 1) * B] for r, f in feats.items()} for i in range(3))
+        ab = {r: f[:2 * B] for r, f in feats.items()}                      # (2B, C, T, H, W) clips A then B
+        both = lambda head, f: head(f).split(B)                           # a head without batch norm, both views in one call
         terms, total = {}, 0.
         def add(name, loss_acc, weight):
             nonlocal total
@@ -79,7 +89,7 @@ class MLFO(nn.Module):
             terms[name], terms[name + '_acc'] = loss, acc
             total = total + weight * loss
         # high level: instance discrimination (Eq. 2-3), conventional temporal negatives when asked (Table 3)
-        z1, z2 = self.ins_head(fa['high']), self.ins_head(fb['high'])      # (B, D) each
+        z1, z2 = both(self.ins_head, ab['high'])                            # (B, D) each
         if l.temporal == 'conventional':
             neg = conventional_negatives(a, l.temporal_augs)                # (B, A, 3, T, H, W)
             A = neg.shape[1]
@@ -98,12 +108,12 @@ class MLFO(nn.Module):
                 E = graph_targets(l.constraint, g(z1), g(z2), g(s1), g(s2), l.tau, l.eta, l.instance_similarity)  # (N, N)
                 E = rank_slice(E, get_rank(), get_world_size())             # (B, N) this process's rows
             for r, head in self.graph_heads.items():
-                add(f'graph_{r}', multilevel_loss(head(fa[r]), head(fb[r]), E, l.tau, offset=own), self.weight[r])
+                add(f'graph_{r}', multilevel_loss(*both(head, ab[r]), E, l.tau, offset=own), self.weight[r])
         # temporal modelling on feature maps (Eq. 11-13)
         for r, head in self.aug_heads.items():
             q1, n1 = head.embed_with_augs(fa[r], l.temporal_augs)           # (B, D), (B, A, D)
             q2, n2 = head.embed_with_augs(fb[r], l.temporal_augs)
             add(f'aug_{r}', aug_loss(q1, q2, (n1, n2), l.tau, offset=own), self.weight[r])
         for r, head in self.ret_heads.items():
-            add(f'ret_{r}', retrieval_loss(head(fa[r]), head(fb[r]), head(fl[r]), l.tau), self.weight[r])
+            add(f'ret_{r}', retrieval_loss(*head(feats[r]).split(B), l.tau), self.weight[r])  # A, B and long in one call
         return {'loss': total, 'terms': terms}

@@ -51,13 +51,21 @@ class MotionExcitation(nn.Module):
         self.expand = nn.Conv3d(mid, channels, 1, bias=not norm)
         self.expand_norm = nn.BatchNorm3d(channels) if norm else nn.Identity()
 
+    def step_conv(self, x: Tensor, # (B, C/r, T, H, W)
+                 ) -> Tensor:      # (B, C/r, T, H, W)
+        "`self.transform` (channel-wise 3x3 on each step) run as a 2-D convolution over the steps folded into the batch."
+        B, C, T, H, W = x.shape
+        frames = x.transpose(1, 2).reshape(B * T, C, H, W)                    # (B*T, C/r, H, W)
+        out = F.conv2d(frames, self.transform.weight.squeeze(2), padding=1, groups=C)  # weight (C/r, 1, 1, 3, 3) -> (C/r, 1, 3, 3)
+        return out.unflatten(0, (B, T)).transpose(1, 2)                      # (B, T, C/r, H, W) -> (B, C/r, T, H, W)
+
     def attention(self, x: Tensor, # (B, C, T, H, W)
                  ) -> Tensor:      # (B, C, T, 1, 1) A in (-1, 1)
         "The excitation A of TEA's ME module."
         xr = self.reduce_norm(self.reduce(x))                  # (B, C/r, T, H, W)
         if xr.shape[2] == 1: motion = torch.zeros_like(xr)     # a single step has no motion
         else:
-            motion = self.transform(xr[:, :, 1:]) - xr[:, :, :-1]  # (B, C/r, T-1, H, W) M(t) = conv(X^r(t+1)) - X^r(t)
+            motion = self.step_conv(xr[:, :, 1:]) - xr[:, :, :-1]  # (B, C/r, T-1, H, W) M(t) = conv(X^r(t+1)) - X^r(t)
             motion = F.pad(motion, (0, 0, 0, 0, 0, 1))             # (B, C/r, T, H, W) M(T) = 0
         pooled = motion.mean(dim=(3, 4), keepdim=True)         # (B, C/r, T, 1, 1) spatial pooling
         logits = self.expand_norm(self.expand(pooled))         # (B, C, T, 1, 1)
@@ -256,7 +264,7 @@ def retrieval_loss(short_a: Tensor, # (B, Ts, D) or (B, D, Ts, H, W): clip A, fi
 
 # %% ../nbs/08_temporal.ipynb #c36fb48d
 class RetrievalHead(nn.Module):
-    "Two-layer 1x1x1 convolution MLP then a spatial mean: the per-step features v(t) of Eq. 13."
+    "Two-layer 1x1x1 convolution MLP then a spatial mean: the per-step features v(t) of Eq. 13 (second layer after the mean)."
     def __init__(self,
                  in_ch: int,          # C, channels of the level's feature map
                  head_dim: int = 128, # output dimension (`cfg.model.head_dim`)
@@ -269,7 +277,10 @@ class RetrievalHead(nn.Module):
     def forward(self, f: Tensor, # (B, C, T, H, W)
                ) -> Tensor:      # (B, T, head_dim)
         _check_map(f, 'f')
-        return self.mlp(f).mean(dim=(3, 4)).transpose(1, 2)  # (B, D, T, H, W) -> (B, D, T) -> (B, T, D)
+        first, relu, second = self.mlp
+        hidden = relu(first(f)).mean(dim=(3, 4)).transpose(1, 2)  # (B, hidden, T, H, W) -> (B, hidden, T) -> (B, T, hidden)
+        # the second 1x1x1 convolution is linear, so it commutes with the spatial mean: run it on the pooled steps
+        return F.linear(hidden, second.weight.flatten(1), second.bias)  # weight (D, hidden, 1, 1, 1) -> (D, hidden); (B, T, D)
 
 # %% ../nbs/08_temporal.ipynb #a06f0536
 def conventional_negatives(clip: Tensor, # (B, 3, T, H, W) input clips
