@@ -112,15 +112,18 @@ def temporal_shuffle(f: Tensor, # (B, C, T, H, W)
 
 TEMPORAL_AUGS = {'reverse': temporal_reverse, 'shuffle': temporal_shuffle}
 
+def _check_augs(augs) -> None:
+    if isinstance(augs, str) or len(augs) == 0: raise MLFOError(f'augs: got {augs!r}; expected a non-empty list of names')
+    bad = [a for a in augs if a not in TEMPORAL_AUGS]
+    if bad: raise MLFOError(f'augs: unknown {bad}; allowed {sorted(TEMPORAL_AUGS)}')
+
 def temporal_augment(f: Tensor, # (B, C, T, H, W) feature map or clip
                      augs: Sequence[str] = ('reverse',), # names from `TEMPORAL_AUGS` (`cfg.loss.temporal_augs`)
                      generator: torch.Generator | None = None, # for 'shuffle'
                     ) -> Tensor: # (B, A, C, T, H, W) the A augmented copies of each sample
     "Stack the A temporal augmentations Aug_1..Aug_A of `f` (Eq. 12)."
     _check_map(f, 'f')
-    if isinstance(augs, str) or len(augs) == 0: raise MLFOError(f'augs: got {augs!r}; expected a non-empty list of names')
-    bad = [a for a in augs if a not in TEMPORAL_AUGS]
-    if bad: raise MLFOError(f'augs: unknown {bad}; allowed {sorted(TEMPORAL_AUGS)}')
+    _check_augs(augs)
     return torch.stack([TEMPORAL_AUGS[a](f, generator) for a in augs], 1)  # (B, A, C, T, H, W)
 
 # %% ../nbs/08_temporal.ipynb #c805f0d2
@@ -147,11 +150,11 @@ class TemporalAugHead(nn.Module):
                         generator: torch.Generator | None = None,
                        ) -> tuple[Tensor, Tensor]: # q (B, D) and negatives (B, A, D)
         "ME(f) and ME(Aug_k(f)), k = 1..A, in one forward pass (Eq. 12)."
-        B = f.shape[0]
-        augmented = temporal_augment(f, augs, generator)                 # (B, A, C, T, H, W)
-        A = augmented.shape[1]
-        out = self(torch.cat([f, augmented.flatten(0, 1)]))             # (B + B*A, D)
-        return out[:B], out[B:].view(B, A, -1)                           # (B, D), (B, A, D)
+        _check_map(f, 'f'); _check_augs(augs)
+        B, A = f.shape[0], len(augs)
+        copies = [TEMPORAL_AUGS[a](f, generator) for a in augs]          # A maps (B, C, T, H, W), no stacked copy
+        out = self(torch.cat([f, *copies]))                              # (B + A*B, D): f, then each augmentation's B rows
+        return out[:B], out[B:].view(A, B, -1).transpose(0, 1)           # (B, D), (A, B, D) -> (B, A, D)
 
 # %% ../nbs/08_temporal.ipynb #6a170b93
 def _negative_pair(negs, q: Tensor) -> tuple[Tensor, Tensor]:
