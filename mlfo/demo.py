@@ -5,14 +5,14 @@
 # %% auto #0
 __all__ = ['summary_table', 'verdict', 'ceiling_note', 'reference_verdict', 'run_demo', 'main_demo', 'main_results']
 
-# %% ../nbs/14_demo.ipynb #89a530ee
+# %% ../nbs/14_demo.ipynb #3a52df4f
 import argparse, json, time
 from pathlib import Path
 
 from .config import get_preset
 from .core import MLFOError, atomic_write_json, git_commit
 
-# %% ../nbs/14_demo.ipynb #a58327c8
+# %% ../nbs/14_demo.ipynb #aa78a88d
 def summary_table(rows: dict, # name -> evaluation record (from `mlfo.evaluate.evaluate`)
                  ) -> str:
     "A plain-text table of linear-probe top-1 and retrieval R@1/R@5 for each evaluated model."
@@ -51,7 +51,7 @@ def reference_verdict(random_rec: dict, reference_rec: dict, epochs=None) -> str
     return (f'{what} does NOT beat random initialisation by 10 points of linear top-1: {100 * a:+.1f} points '
             'on the synthetic set.')
 
-# %% ../nbs/14_demo.ipynb #94fe0b98
+# %% ../nbs/14_demo.ipynb #2c16e077
 def run_demo(epochs: int = 20, # pretraining epochs (5-10 s each on two cores)
              root: str = 'data/synthetic', # synthetic UCF-style data set folder
              out_dir: str = 'runs', # run folders go here
@@ -72,6 +72,9 @@ def run_demo(epochs: int = 20, # pretraining epochs (5-10 s each on two cores)
                      f'data.root={root}', f'eval.root={root}')
     print(f'[2/{n}] pretraining the tiny preset for {epochs} epochs (resumes if interrupted)')
     run = pretrain(cfg, progress=progress)
+    if run['status'] != 'finished':   # Ctrl-C or SIGTERM: the checkpoint is saved; do not evaluate a partial run
+        raise MLFOError(f"pretraining stopped ({run['status']}) at step {run['step']}, epoch {run['epoch']} of {epochs}; "
+                        f"run the demo again to resume from {run['checkpoint']}")
     print(f'[3/{n}] evaluating random initialisation')
     rand = evaluate(cfg, 'random', progress=progress)
     print(f'[4/{n}] evaluating the pretrained backbone ({run["checkpoint"]})')
