@@ -24,7 +24,7 @@ __all__ = ['SUITE_BUDGET', 'REFERENCE', 'FIG3_K', 'FIG3_E', 'CONSTRAINTS', 'TEMP
            'cell_values', 'artefact_table', 'markdown_table', 'missing_runs', 'write_table', 'table_rows', 'describe',
            'output_name', 'table_header', 'make_table', 'sweep_frame', 'figure3', 'load_mlfo', 'split_embeddings',
            'neighbour_agreement', 'figure5_inputs', 'make_figure3', 'describe_short', 'make_figure4', 'make_figure5',
-           'pretrain_commands', 'suite', 'render_artefact', 'main']
+           'budget_curve', 'acceptance', 'pretrain_commands', 'suite', 'render_artefact', 'main']
 
 # %% ../nbs/15_results.ipynb #f0602360
 @dataclass(frozen=True)
@@ -890,6 +890,55 @@ def make_figure5(specs: Sequence[RunSpec], # suite_runs('figure5'): rows 'ours' 
             'reversal_probe_train_accuracy': accs, 'figure': str(path), 'commit': git_commit()}
     atomic_write_json(Path(folder) / f'{name}.json', info)
     return fig, info
+
+# %% ../nbs/15_results.ipynb #3aedb5da
+def _default_method(rec: dict) -> bool:
+    p = rec.get('params', {})
+    return (rec.get('init') == 'mlfo' and p.get('preset') == 'tiny' and p.get('K') is None and p.get('E') is None
+            and p.get('constraint') in (None, 'combined') and p.get('temporal') in (None, 'ours')
+            and p.get('backbone') in (None, 'r3d18') and not p.get('overrides') and not p.get('pretrain_root'))
+
+def budget_curve(records: dict, # `read_records` output
+                 data: str = 'synthetic', # UCF-style evaluation set
+                 transfer: str = 'synthetic-hmdb', # HMDB-style evaluation set
+                ):
+    "One row per record of random init, the supervised baseline and the tiny preset's default MLFO at any budget."
+    import pandas as pd
+    rows = []
+    for rec in records.values():
+        p, init = rec.get('params', {}), rec.get('init')
+        if p.get('preset') != 'tiny' or p.get('backbone') not in (None, 'r3d18'): continue
+        if init == 'mlfo' and not _default_method(rec): continue
+        pre = rec.get('pretrain') or {}
+        last = pre.get('last_metrics') or {}
+        rows.append({'init': init, 'seed': rec.get('seed'), 'epochs': rec.get('budget', {}).get('pretrain_epochs', 0),
+                     'steps': pre.get('step', 0), 'pretrain_min': (pre['wall_s'] / 60 if pre.get('wall_s') else None),
+                     'samples_per_s': last.get('samples_per_s'),
+                     'linear': metric(rec, f'{data}/linear/top1'), 'R@1': metric(rec, f'{data}/retrieval/R@1'),
+                     'hmdb_linear': metric(rec, f'{transfer}/linear/top1'), 'key': rec.get('key')})
+    df = pd.DataFrame(rows, columns=['init', 'seed', 'epochs', 'steps', 'pretrain_min', 'samples_per_s', 'linear', 'R@1',
+                                     'hmdb_linear', 'key'])
+    # one row per (init, seed, epochs): a re-evaluation of the same pretraining keeps the measured wall time
+    df = df.sort_values('pretrain_min', na_position='last').drop_duplicates(['init', 'seed', 'epochs'])
+    return df.sort_values(['init', 'seed', 'epochs']).reset_index(drop=True)
+
+def acceptance(curve, # `budget_curve` output
+               max_minutes: float = 20, # pretraining budget on the machine that made the record
+               gain: float = 0.10, # linear-probe points (fraction) above random init
+               ratio: float = 2.0, # R@1 multiple of random init's
+              ) -> dict:
+    "Per seed: the best MLFO run within `max_minutes`, its margins over random init, and whether it passes."
+    out = {}
+    for seed, g in curve.groupby('seed'):
+        rand = g[g.init == 'random']
+        runs = g[(g.init == 'mlfo') & g.pretrain_min.notna() & (g.pretrain_min <= max_minutes)]
+        if rand.empty or runs.empty: out[int(seed)] = {'passed': None, 'why': 'no random-init record' if rand.empty else
+                                                        f'no MLFO run timed within {max_minutes} min'}; continue
+        r, best = rand.iloc[0], runs.sort_values('linear').iloc[-1]
+        d, q = best.linear - r.linear, best['R@1'] / r['R@1']
+        out[int(seed)] = {'epochs': int(best.epochs), 'pretrain_min': round(float(best.pretrain_min), 1),
+                          'linear_gain': round(100 * float(d), 1), 'R@1_ratio': round(float(q), 2), 'passed': bool(d >= gain and q >= ratio)}
+    return out
 
 # %% ../nbs/15_results.ipynb #031997ab
 def _override_text(key: str, value) -> str:
