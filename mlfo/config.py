@@ -130,6 +130,11 @@ class EvalConfig:
     backbone_lr_scale: float = 0.1  # backbone lr = finetune_lr x this
     finetune_wd: float = 1e-3  # Adam weight decay
     dropout: float = 0.9  # dropout before the finetune classifier
+    supervised_epochs: int = 100  # epochs of the supervised baseline (backbone and head from scratch, with labels)
+    supervised_lr: float = 3e-3  # its Adam learning rate (backbone and head alike)
+    supervised_wd: float = 1e-5  # its Adam weight decay
+    supervised_dropout: float = 0.0  # its dropout before the classifier
+    supervised_batch_size: int = 32  # its clips per step
     retrieval_ks: tuple[int, ...] = fixed((1, 5, 10, 20, 50))  # R@k
     holdout: float = 0.1  # fraction of the training split held out for model selection (never the test split)
 
@@ -268,7 +273,8 @@ def _tiny() -> MLFOConfig:
         model=ModelConfig(width=16, head_dim=64, me_reduction=4),
         loss=LossConfig(K=64, queue_len=1024, queue_start_epoch=2),
         optim=OptimConfig(epochs=20, batch_size=32, ckpt_every=200, log_every=10),
-        eval=EvalConfig(dataset='synthetic', root='data/synthetic', n_clips=4, linear_epochs=30, finetune_epochs=10))
+        eval=EvalConfig(dataset='synthetic', root='data/synthetic', n_clips=4, linear_epochs=30, finetune_epochs=10,
+                        supervised_epochs=120))
 
 def _paper(dataset: str, backbone: str) -> MLFOConfig:
     ucf = dataset == 'ucf101'

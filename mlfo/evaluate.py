@@ -454,17 +454,22 @@ def finetune(backbone: nn.Module, # trained in place (pass a copy to keep the or
              dropout: float | None = None, # default cfg.eval.dropout
              backbone_lr_scale: float | None = None, # default cfg.eval.backbone_lr_scale
              seed: int = 0,
+             lr: float | None = None, # head learning rate; default cfg.eval.finetune_lr
+             weight_decay: float | None = None, # default cfg.eval.finetune_wd
+             batch_size: int | None = None, # default cfg.eval.batch_size
             ) -> tuple[Classifier, dict]:
     "Train backbone and head with labels (Adam; backbone lr scaled); epoch chosen on the held-out videos."
     e = cfg.eval
     epochs = e.finetune_epochs if epochs is None else epochs
     scale = e.backbone_lr_scale if backbone_lr_scale is None else backbone_lr_scale
+    lr = e.finetune_lr if lr is None else lr
+    bs = e.batch_size if batch_size is None else batch_size
     torch.manual_seed(seed)
     model = Classifier(backbone, n_classes, e.dropout if dropout is None else dropout).to(_device_of(backbone))
     backbone.requires_grad_(True)
-    opt = torch.optim.Adam([{'params': model.backbone.parameters(), 'lr': e.finetune_lr * scale},
-                            {'params': model.head.parameters(), 'lr': e.finetune_lr}], weight_decay=e.finetune_wd)
-    loader = torch.utils.data.DataLoader(train_clips, batch_size=e.batch_size, shuffle=True, drop_last=len(train_clips) > e.batch_size,
+    opt = torch.optim.Adam([{'params': model.backbone.parameters(), 'lr': lr * scale}, {'params': model.head.parameters(), 'lr': lr}],
+                           weight_decay=e.finetune_wd if weight_decay is None else weight_decay)
+    loader = torch.utils.data.DataLoader(train_clips, batch_size=bs, shuffle=True, drop_last=len(train_clips) > bs,
                                          num_workers=cfg.data.num_workers, generator=torch.Generator().manual_seed(seed))
     dev = _device_of(backbone)
     hist, best, best_acc = {'loss': [], 'val_top1': [], 'best_epoch': epochs, 'steps': 0}, None, -1.0
@@ -596,19 +601,22 @@ def evaluate(cfg: MLFOConfig, # eval.* (protocols, data set, recipe), data.* (cl
 # %% ../nbs/11_evaluate.ipynb #f157260c
 def train_supervised(cfg: MLFOConfig, # model.*, eval.* (data set, finetune recipe), seed
                      out_dir: str | Path | None = None, # run folder (default <cfg.out_dir>/<cfg.name>)
-                     epochs: int | None = None, # default cfg.eval.finetune_epochs
-                     dropout: float = 0.5, # before the linear head
+                     epochs: int | None = None, # default cfg.eval.supervised_epochs
+                     dropout: float | None = None, # before the linear head; default cfg.eval.supervised_dropout
                      progress: bool = False,
                     ) -> Path:
-    "Train backbone + linear head from scratch on the labelled training split; save a checkpoint; return its path."
+    "Train backbone + linear head from scratch on the labelled training split (cfg.eval.supervised_*); save a checkpoint; return its path."
+    e = cfg.eval
     train, _ = eval_datasets(cfg, progress)
     backbone = build_eval_backbone(cfg, None).to(_resolve_device(cfg))
     labels = torch.tensor([r.label for r in train.records])
     fit, held = stratified_holdout(labels, cfg.eval.holdout, cfg.seed)
     sub = lambda ds, idx: torch.utils.data.Subset(ds, idx.tolist())
     model, hist = finetune(backbone, sub(TrainClips(train, cfg, cfg.seed), fit), len(train.classes), cfg,
-                           sub(EvalClips(train, cfg), held) if len(held) else None, epochs=epochs, dropout=dropout,
-                           backbone_lr_scale=1.0, seed=cfg.seed)
+                           sub(EvalClips(train, cfg), held) if len(held) else None,
+                           epochs=e.supervised_epochs if epochs is None else epochs,
+                           dropout=e.supervised_dropout if dropout is None else dropout, backbone_lr_scale=1.0, seed=cfg.seed,
+                           lr=e.supervised_lr, weight_decay=e.supervised_wd, batch_size=e.supervised_batch_size)
     state = {f'backbone.{k}': v.cpu() for k, v in model.backbone.state_dict().items()}
     state.update({f'head.{k}': v.cpu() for k, v in model.head.state_dict().items()})
     path = _run_dir(cfg, out_dir) / 'supervised.pt'

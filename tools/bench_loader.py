@@ -13,7 +13,7 @@ process CPU time (the cost per core, less sensitive to other jobs on a shared ma
 - ours, augment on CPU: the same plus `ClipAugment` in the worker;
 - the same two on videos re-encoded at short side 128 by `mlfo prepare`.
 
-Usage: python tools/bench_loader.py [--seconds 12] [--videos 24] [--out results/benchmarks/loader.json]
+Usage: python tools/bench_loader.py [--seconds 12] [--videos 24] [--content noise|ucf] [--out results/benchmarks/loader.json]
 """
 import argparse, datetime, json, os, platform, random, sys, tempfile, time, warnings
 from pathlib import Path
@@ -31,8 +31,14 @@ from mlfo.sampling import PretrainDataset, pretrain_indices, split_window  # noq
 from mlfo.video import write_frames, write_video  # noqa: E402
 
 
-def make_videos(root: Path, n: int, seed: int = 0):
-    "A UCF-style tree of n textured moving videos (320x240, 25 fps, 75-100 frames) plus their JPEG frames."
+CONTENT = {'noise': 'moving noise texture', 'ucf': 'smooth moving shapes, faint noise'}
+
+
+def make_videos(root: Path, n: int, seed: int = 0, content: str = 'noise'):
+    """A UCF-style tree of n moving videos (320x240, 25 fps, 75-100 frames) plus their JPEG frames.
+
+    content 'noise': a scrolling noise texture over a gradient (a hard case for the codec, about 14x UCF-101's
+    bit rate); 'ucf': smooth moving shapes over a gradient with faint noise, near UCF-101's bit rate."""
     rng = np.random.default_rng(seed)
     (root / 'ucfTrainTestlist').mkdir(parents=True)
     classes = ['Alpha', 'Beta', 'Gamma', 'Delta']
@@ -42,10 +48,22 @@ def make_videos(root: Path, n: int, seed: int = 0):
     for i in range(n):
         T = int(rng.integers(75, 101))
         c = classes[i % 4]
-        tex = rng.integers(0, 60, (240 + 64, 320 + 64, 3), dtype=np.uint8)
         base = np.stack([(xx * (i + 1)) % 256, (yy * 2) % 256, ((xx + yy) // 2) % 256], -1).astype(np.uint8)
-        frames = np.stack([np.clip(base.astype(np.int16) + tex[t % 64: t % 64 + 240, (2 * t) % 64: (2 * t) % 64 + 320], 0, 255)
-                           .astype(np.uint8) for t in range(T)])
+        if content == 'noise':
+            tex = rng.integers(0, 60, (240 + 64, 320 + 64, 3), dtype=np.uint8)
+            frames = np.stack([np.clip(base.astype(np.int16) + tex[t % 64: t % 64 + 240, (2 * t) % 64: (2 * t) % 64 + 320], 0, 255)
+                               .astype(np.uint8) for t in range(T)])
+        else:  # smooth background, three soft discs moving across it, faint sensor noise
+            base = (0.5 * np.stack([xx / 320 * 200, yy / 240 * 160 + 40, (xx + yy) / 560 * 120 + 60], -1)).astype(np.float32)
+            pos, vel = rng.uniform([0, 0], [320, 240], (3, 2)), rng.uniform(-4, 4, (3, 2))
+            colour = rng.uniform(60, 255, (3, 3)).astype(np.float32)
+            frames = np.empty((T, 240, 320, 3), np.uint8)
+            for t in range(T):
+                f = base.copy()
+                for (x0, y0), col in zip(pos + t * vel, colour):
+                    a = np.exp(-(((xx - x0 % 320) ** 2 + (yy - y0 % 240) ** 2) / (2 * 25.0 ** 2)))[..., None]
+                    f = f * (1 - a) + col * a
+                frames[t] = np.clip(f + rng.normal(0, 3.5, f.shape), 0, 255).astype(np.uint8)
         rel = f'{c}/v_{c}_g{i:02d}_c01.avi'
         write_video(root / 'videos' / rel, frames, fps=25, gop=12, quality=4)
         write_frames(root / 'jpg' / c / f'v_{c}_g{i:02d}_c01', frames, quality=90)
@@ -105,6 +123,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--seconds', type=float, default=12, help='measuring time per pipeline')
     ap.add_argument('--videos', type=int, default=24)
+    ap.add_argument('--content', choices=('noise', 'ucf'), default='noise', help="video content: 'ucf' is near UCF-101's bit rate")
     ap.add_argument('--out', default=str(ROOT / 'results' / 'benchmarks' / 'loader.json'))
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -112,7 +131,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as d:
         root = Path(d) / 'ucf'
         t0 = time.time()
-        make_videos(root, a.videos)
+        make_videos(root, a.videos, content=a.content)
         prepare_dataset(root, Path(d) / 'ucf128', short_side=128, workers=1, progress=False)
         gen_s = time.time() - t0
         ds = index_dataset(load_dataset('ucf101', root, 1, 'train'), progress=False)
@@ -145,7 +164,7 @@ def main(argv=None):
                     'note': 'shared machine; other processes were running, figures are noisy'},
         'commit': git_commit(ROOT), 'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
         'data': f'{a.videos} generated mpeg4 avi videos 320x240 25 fps, 75-100 frames, gop 12, {kbit_s} kbit/s '
-                f'(moving noise texture; UCF-101 averages about 540: 6.5 GB over 13,320 clips of 7.2 s); JPEG frames at 320x240 q90',
+                f'({CONTENT[a.content]}; UCF-101 averages about 540: 6.5 GB over 13,320 clips of 7.2 s); JPEG frames at 320x240 q90',
         'generation_seconds': round(gen_s, 1), 'results': res,
         'ratio_to_baseline': ratios,  # wall clock: includes waiting for a shared core
         'ratio_to_baseline_cpu_time': ratios_cpu,  # process CPU time: the cost per core, less sensitive to other load
