@@ -19,13 +19,13 @@ __all__ = ['SUITE_BUDGET', 'REFERENCE', 'SUPERVISED_REFERENCE', 'FIG3_K', 'FIG3_
            'DATASETS', 'EVAL_SETS', 'PROTOCOLS', 'INITS', 'DEFAULT_EVAL', 'BOOKKEEPING', 'EXPORT_PARTS', 'ARTEFACTS',
            'BACKBONE_NAMES', 'TEMPORAL_NAMES', 'CONSTRAINT_NAMES', 'PAPER', 'CAPTIONS', 'SYNTHETIC_NOTE', 'SUITE_ORDER',
            'Budget', 'constraint_name', 'run_config', 'pretrain_key', 'run_key', 'run_label', 'data_fingerprint',
-           'ensure_data', 'find_record', 'read_records', 'export_checkpoint', 'run_ablation', 'RunSpec', 'suite_runs',
-           'eval_sets', 'repo_root', 'at_repo_root', 'ensure_kernel', 'notebook_params', 'execute_run', 'run_suite',
-           'Row', 'metric', 'cell_values', 'artefact_table', 'markdown_table', 'missing_runs', 'write_table',
-           'table_rows', 'describe', 'output_name', 'table_header', 'make_table', 'sweep_frame', 'figure3', 'load_mlfo',
-           'split_embeddings', 'neighbour_agreement', 'figure5_inputs', 'make_figure3', 'describe_short',
-           'make_figure4', 'make_figure5', 'budget_curve', 'acceptance', 'pretrain_commands', 'suite',
-           'render_artefact', 'main']
+           'ensure_data', 'find_record', 'read_records', 'export_checkpoint', 'RunInterrupted', 'run_ablation',
+           'RunSpec', 'suite_runs', 'eval_sets', 'repo_root', 'at_repo_root', 'ensure_kernel', 'notebook_params',
+           'execute_run', 'run_suite', 'Row', 'metric', 'cell_values', 'artefact_table', 'markdown_table',
+           'missing_runs', 'write_table', 'table_rows', 'describe', 'output_name', 'table_header', 'make_table',
+           'sweep_frame', 'figure3', 'load_mlfo', 'split_embeddings', 'neighbour_agreement', 'figure5_inputs',
+           'make_figure3', 'describe_short', 'make_figure4', 'make_figure5', 'budget_curve', 'acceptance',
+           'pretrain_commands', 'suite', 'render_artefact', 'main']
 
 # %% ../nbs/15_results.ipynb #f0602360
 @dataclass(frozen=True)
@@ -265,6 +265,9 @@ def _metric_line(name: str, m: dict) -> str:
     return f'{name}: ' + ', '.join(parts)
 
 # %% ../nbs/15_results.ipynb #a71b038e
+class RunInterrupted(MLFOError):
+    "A run's pretraining was stopped by a signal (Ctrl-C, SIGTERM): a suite stops too, and resumes later."
+
 def run_ablation(preset: str = 'tiny', K: int | None = None, E: float | None = None, constraint: str | None = None,
                  temporal: str | None = None, backbone: str | None = None, pretrain_data: str | None = None,
                  eval_data=None, epochs: int | None = None, seed: int = 0, protocols=None,
@@ -308,7 +311,7 @@ def run_ablation(preset: str = 'tiny', K: int | None = None, E: float | None = N
             print(f'pretraining {label} in {run_dir} ({cfg.optim.epochs} epochs; resumes from its last checkpoint)')
             summary = pretrain(pcfg, progress=progress)
             if summary['status'] != 'finished':
-                raise MLFOError(f'pretraining {summary["status"]} at epoch {summary["epoch"]} of {cfg.optim.epochs}: '
+                raise (RunInterrupted if summary['status'] == 'interrupted' else MLFOError)(f'pretraining {summary["status"]} at epoch {summary["epoch"]} of {cfg.optim.epochs}: '
                                 f'no record written; run again to resume from {summary["checkpoint"]}')
         pre = {k: summary[k] for k in ('run_dir', 'status', 'epoch', 'step', 'checkpoint')}
         pre.update(reused=reused, wall_s=None if reused else round(time.time() - t1, 1), last_metrics=summary.get('last_metrics'))
@@ -525,6 +528,10 @@ def run_suite(specs: Sequence[RunSpec], # the runs (duplicates run once)
             entry['status'] = 'todo'; state['stopped'] = 'interrupted'; state['current'] = None; save()
             raise
         except Exception as e:
+            if isinstance(e, RunInterrupted) or getattr(e, 'ename', None) == 'RunInterrupted':  # inline, or inside papermill
+                entry['status'] = 'todo'; state['stopped'] = 'interrupted'; state['current'] = None; save()
+                print(f'  interrupted: {e}; the suite stops (run it again to resume)', flush=True)
+                break
             msg = str(e).strip().splitlines()
             entry.update(status='failed', error=' '.join(msg[-3:])[-500:] if msg else type(e).__name__, wall_s=None)
             print(f'  failed: {entry["error"]}', flush=True)
