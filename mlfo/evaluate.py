@@ -182,6 +182,11 @@ class TrainClips(torch.utils.data.Dataset):
         if d.flip and torch.rand(1, generator=g).item() < 0.5: clip = clip.flip(-1)
         return clip, r.label
 
+def _set_epoch(ds, epoch: int) -> None:
+    "Tell a dataset (or the dataset under `Subset`s) which epoch it serves, for its random draws."
+    while isinstance(ds, torch.utils.data.Subset): ds = ds.dataset
+    if hasattr(ds, 'epoch'): ds.epoch = epoch
+
 # %% ../nbs/11_evaluate.ipynb #7e274fe6
 def write_toy_ucf(root: str | Path, # folder to create
                   n_classes: int = 3, # classes
@@ -400,7 +405,7 @@ def linear_probe(backbone: nn.Module, # frozen (eval mode, no gradient)
         val = v['features'], v['labels']
     hist, best, best_acc = {'loss': [], 'val_top1': [], 'best_epoch': cfg.eval.linear_epochs}, None, -1.0
     for epoch in range(1, cfg.eval.linear_epochs + 1):
-        if hasattr(train_clips, 'epoch'): train_clips.epoch = epoch
+        _set_epoch(train_clips, epoch)  # new random clips, crops and flips every epoch
         head.train(); total, seen = 0.0, 0
         for x, y in loader:
             with torch.no_grad(): f = backbone.embed(x.to(dev))  # (B, C)
@@ -457,6 +462,7 @@ def finetune(backbone: nn.Module, # trained in place (pass a copy to keep the or
              lr: float | None = None, # head learning rate; default cfg.eval.finetune_lr
              weight_decay: float | None = None, # default cfg.eval.finetune_wd
              batch_size: int | None = None, # default cfg.eval.batch_size
+             val_every: int = 1, # score the held-out videos every this many epochs (and at the last)
             ) -> tuple[Classifier, dict]:
     "Train backbone and head with labels (Adam; backbone lr scaled); epoch chosen on the held-out videos."
     e = cfg.eval
@@ -474,7 +480,7 @@ def finetune(backbone: nn.Module, # trained in place (pass a copy to keep the or
     dev = _device_of(backbone)
     hist, best, best_acc = {'loss': [], 'val_top1': [], 'best_epoch': epochs, 'steps': 0}, None, -1.0
     for epoch in range(1, epochs + 1):
-        if hasattr(train_clips, 'epoch'): train_clips.epoch = epoch
+        _set_epoch(train_clips, epoch)  # new random clips, crops and flips every epoch
         model.train(); total, seen = 0.0, 0
         for x, y in loader:
             y = torch.as_tensor(y).to(dev)
@@ -483,7 +489,7 @@ def finetune(backbone: nn.Module, # trained in place (pass a copy to keep the or
             opt.zero_grad(); loss.backward(); opt.step()
             total, seen, hist['steps'] = total + loss.item() * len(y), seen + len(y), hist['steps'] + 1
         hist['loss'].append(total / max(seen, 1))
-        if val_clips is not None and len(val_clips):
+        if val_clips is not None and len(val_clips) and (epoch % val_every == 0 or epoch == epochs):
             acc = topk_accuracy(*predict_clips(model, val_clips, e.batch_size), (1,))['top1']
             hist['val_top1'].append(acc)
             if acc > best_acc: best_acc, best, hist['best_epoch'] = acc, copy.deepcopy(model.state_dict()), epoch
@@ -616,7 +622,8 @@ def train_supervised(cfg: MLFOConfig, # model.*, eval.* (data set, finetune reci
                            sub(EvalClips(train, cfg), held) if len(held) else None,
                            epochs=e.supervised_epochs if epochs is None else epochs,
                            dropout=e.supervised_dropout if dropout is None else dropout, backbone_lr_scale=1.0, seed=cfg.seed,
-                           lr=e.supervised_lr, weight_decay=e.supervised_wd, batch_size=e.supervised_batch_size)
+                           lr=e.supervised_lr, weight_decay=e.supervised_wd, batch_size=e.supervised_batch_size,
+                           val_every=max(1, e.supervised_epochs // 24))
     state = {f'backbone.{k}': v.cpu() for k, v in model.backbone.state_dict().items()}
     state.update({f'head.{k}': v.cpu() for k, v in model.head.state_dict().items()})
     path = _run_dir(cfg, out_dir) / 'supervised.pt'
