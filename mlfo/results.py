@@ -925,6 +925,7 @@ def budget_curve(records: dict, # `read_records` output
     for rec in records.values():
         p, init = rec.get('params', {}), rec.get('init')
         if p.get('preset') != 'tiny' or p.get('backbone') not in (None, 'r3d18'): continue
+        if p.get('eval_root') or p.get('pretrain_root'): continue  # another copy of the data (e.g. another generator seed)
         if init == 'mlfo' and not _default_method(rec): continue
         pre = rec.get('pretrain') or {}
         last = pre.get('last_metrics') or {}
