@@ -613,6 +613,7 @@ def train_supervised(cfg: MLFOConfig, # model.*, eval.* (data set, finetune reci
                     ) -> Path:
     "Train backbone + linear head from scratch on the labelled training split (cfg.eval.supervised_*); save a checkpoint; return its path."
     e = cfg.eval
+    epochs = e.supervised_epochs if epochs is None else epochs
     train, _ = eval_datasets(cfg, progress)
     backbone = build_eval_backbone(cfg, None).to(_resolve_device(cfg))
     labels = torch.tensor([r.label for r in train.records])
@@ -620,10 +621,9 @@ def train_supervised(cfg: MLFOConfig, # model.*, eval.* (data set, finetune reci
     sub = lambda ds, idx: torch.utils.data.Subset(ds, idx.tolist())
     model, hist = finetune(backbone, sub(TrainClips(train, cfg, cfg.seed), fit), len(train.classes), cfg,
                            sub(EvalClips(train, cfg), held) if len(held) else None,
-                           epochs=e.supervised_epochs if epochs is None else epochs,
-                           dropout=e.supervised_dropout if dropout is None else dropout, backbone_lr_scale=1.0, seed=cfg.seed,
-                           lr=e.supervised_lr, weight_decay=e.supervised_wd, batch_size=e.supervised_batch_size,
-                           val_every=max(1, e.supervised_epochs // 24))
+                           epochs=epochs, dropout=e.supervised_dropout if dropout is None else dropout, backbone_lr_scale=1.0,
+                           seed=cfg.seed, lr=e.supervised_lr, weight_decay=e.supervised_wd, batch_size=e.supervised_batch_size,
+                           val_every=max(1, epochs // 24))  # the held-out score 24 times in all
     state = {f'backbone.{k}': v.cpu() for k, v in model.backbone.state_dict().items()}
     state.update({f'head.{k}': v.cpu() for k, v in model.head.state_dict().items()})
     path = _run_dir(cfg, out_dir) / 'supervised.pt'

@@ -24,8 +24,8 @@ __all__ = ['SUITE_BUDGET', 'REFERENCE', 'SUPERVISED_REFERENCE', 'FIG3_K', 'FIG3_
            'execute_run', 'run_suite', 'Row', 'metric', 'cell_values', 'artefact_table', 'markdown_table',
            'missing_runs', 'write_table', 'table_rows', 'describe', 'output_name', 'table_header', 'make_table',
            'sweep_frame', 'figure3', 'load_mlfo', 'split_embeddings', 'neighbour_agreement', 'figure5_inputs',
-           'make_figure3', 'describe_short', 'make_figure4', 'make_figure5', 'budget_curve', 'acceptance',
-           'pretrain_commands', 'suite', 'render_artefact', 'main']
+           'make_figure3', 'describe_short', 'make_figure4', 'make_figure5', 'benchmark_records', 'budget_curve',
+           'acceptance', 'pretrain_commands', 'suite', 'render_artefact', 'main']
 
 # %% ../nbs/15_results.ipynb #f0602360
 @dataclass(frozen=True)
@@ -909,11 +909,16 @@ def make_figure5(specs: Sequence[RunSpec], # suite_runs('figure5'): rows 'ours' 
     return fig, info
 
 # %% ../nbs/15_results.ipynb #3aedb5da
-def _default_method(rec: dict) -> bool:
-    p = rec.get('params', {})
-    return (rec.get('init') == 'mlfo' and p.get('preset') == 'tiny' and p.get('K') is None and p.get('E') is None
-            and p.get('constraint') in (None, 'combined') and p.get('temporal') in (None, 'ours')
-            and p.get('backbone') in (None, 'r3d18') and not p.get('overrides') and not p.get('pretrain_root'))
+def benchmark_records(records: dict, # `read_records` output
+                     ) -> list[dict]:
+    "Records of the benchmark's curve: tiny R3D-18 on the default data; random init, supervised, and MLFO's default method."
+    def keep(rec):
+        p = rec.get('params', {})
+        if p.get('preset') != 'tiny' or p.get('backbone') not in (None, 'r3d18'): return False
+        if p.get('eval_root') or p.get('pretrain_root'): return False  # another copy of the data (e.g. another generator seed)
+        return rec.get('init') != 'mlfo' or (p.get('K') is None and p.get('E') is None and not p.get('overrides')
+                                              and p.get('constraint') in (None, 'combined') and p.get('temporal') in (None, 'ours'))
+    return [rec for rec in records.values() if keep(rec)]
 
 def budget_curve(records: dict, # `read_records` output
                  data: str = 'synthetic', # UCF-style evaluation set
@@ -922,11 +927,8 @@ def budget_curve(records: dict, # `read_records` output
     "One row per record of random init, the supervised baseline and the tiny preset's default MLFO at any budget."
     import pandas as pd
     rows = []
-    for rec in records.values():
-        p, init = rec.get('params', {}), rec.get('init')
-        if p.get('preset') != 'tiny' or p.get('backbone') not in (None, 'r3d18'): continue
-        if p.get('eval_root') or p.get('pretrain_root'): continue  # another copy of the data (e.g. another generator seed)
-        if init == 'mlfo' and not _default_method(rec): continue
+    for rec in benchmark_records(records):
+        init = rec.get('init')
         pre = rec.get('pretrain') or {}
         last = pre.get('last_metrics') or {}
         rows.append({'init': init, 'seed': rec.get('seed'), 'epochs': rec.get('budget', {}).get('pretrain_epochs', 0),

@@ -48,8 +48,8 @@ def make_videos(root: Path, n: int, seed: int = 0, content: str = 'noise'):
     for i in range(n):
         T = int(rng.integers(75, 101))
         c = classes[i % 4]
-        base = np.stack([(xx * (i + 1)) % 256, (yy * 2) % 256, ((xx + yy) // 2) % 256], -1).astype(np.uint8)
         if content == 'noise':
+            base = np.stack([(xx * (i + 1)) % 256, (yy * 2) % 256, ((xx + yy) // 2) % 256], -1).astype(np.uint8)
             tex = rng.integers(0, 60, (240 + 64, 320 + 64, 3), dtype=np.uint8)
             frames = np.stack([np.clip(base.astype(np.int16) + tex[t % 64: t % 64 + 240, (2 * t) % 64: (2 * t) % 64 + 320], 0, 255)
                                .astype(np.uint8) for t in range(T)])
@@ -123,7 +123,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--seconds', type=float, default=12, help='measuring time per pipeline')
     ap.add_argument('--videos', type=int, default=24)
-    ap.add_argument('--content', choices=('noise', 'ucf'), default='noise', help="video content: 'ucf' is near UCF-101's bit rate")
+    ap.add_argument('--content', choices=list(CONTENT), default='noise', help="video content: 'ucf' is near UCF-101's bit rate")
     ap.add_argument('--out', default=str(ROOT / 'results' / 'benchmarks' / 'loader.json'))
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
