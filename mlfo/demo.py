@@ -53,6 +53,22 @@ def reference_verdict(random_rec: dict, reference_rec: dict, epochs=None) -> str
     return (f'{what} does NOT meet the bar of 10 points of linear top-1 above random initialisation with R@1 doubled: '
             f'{100 * a:+.1f} points, R@1 x{r1:.2f} on the synthetic set.')
 
+# %% ../nbs/14_demo.ipynb #a1b2c3d4e5f6
+def _reevaluate(cfg, path: str, # committed checkpoint trained by `make results`
+                what: str, label: str, how: str, # its name, its row label and how it was trained (`{e}`: its epoch)
+                prefix: str, rows: dict, progress: bool) -> tuple:
+    "Re-evaluate a committed checkpoint into `rows` (never trust its stored numbers); return (row key, note when missing, epoch)."
+    from mlfo.evaluate import evaluate, read_checkpoint
+    if not Path(path).is_file():
+        note = f'{what} {path} is missing: `make results` (or `mlfo results --only reference`) trains it'
+        print(f'{prefix} {note}')
+        return None, note, None
+    e = read_checkpoint(path).get('epoch')
+    print(f'{prefix} re-evaluating the {what} {path} ({how.format(e=e)})')
+    key = label.format(e=e)
+    rows[key] = evaluate(cfg, path, progress=progress)
+    return key, None, e
+
 # %% ../nbs/14_demo.ipynb #2c16e077
 def run_demo(epochs: int = 20, # pretraining epochs (5-10 s each on two cores)
              root: str = 'data/synthetic', # synthetic UCF-style data set folder
@@ -65,7 +81,7 @@ def run_demo(epochs: int = 20, # pretraining epochs (5-10 s each on two cores)
     "Generate data, pretrain the tiny preset, evaluate it beside random init, the reference checkpoint and the supervised ceiling."
     from mlfo.synthetic import generate, dataset_fingerprint
     from mlfo.pretrain import pretrain
-    from mlfo.evaluate import evaluate, read_checkpoint
+    from mlfo.evaluate import evaluate
     t0 = time.time()
     n = 4 + (reference is not None) + (supervised is not None)
     print(f'[1/{n}] synthetic data set in {root} (generated once, then cached)')
@@ -82,29 +98,14 @@ def run_demo(epochs: int = 20, # pretraining epochs (5-10 s each on two cores)
     print(f'[4/{n}] evaluating the pretrained backbone ({run["checkpoint"]})')
     trained = evaluate(cfg, run['checkpoint'], progress=progress)
     rows = {'random init': rand, f'mlfo tiny, {epochs} epochs (this demo)': trained}
-    step, ref_note, ref_epochs, sup_note = 4, None, None, None
-    if reference is not None:
-        step += 1
-        if Path(reference).is_file():
-            ref_epochs = read_checkpoint(reference).get('epoch')
-            print(f'[{step}/{n}] re-evaluating the reference checkpoint {reference} ({ref_epochs} epochs, trained by `make results`)')
-            rows[f'reference, {ref_epochs} epochs (make results)'] = evaluate(cfg, reference, progress=progress)
-        else:
-            ref_note = f'reference checkpoint {reference} is missing: `make results` (or `mlfo results --only reference`) trains it'
-            print(f'[{step}/{n}] {ref_note}')
-    sup_key = None
-    if supervised is not None:
-        step += 1
-        if Path(supervised).is_file():
-            sup_epochs = read_checkpoint(supervised).get('epoch')
-            print(f'[{step}/{n}] re-evaluating the supervised baseline {supervised} (the same backbone trained from scratch '
-                  f'with the labels, best epoch {sup_epochs}, by `make results`)')
-            sup_key = 'supervised from scratch (labels, make results)'
-            rows[sup_key] = evaluate(cfg, supervised, progress=progress)
-        else:
-            sup_note = f'supervised baseline {supervised} is missing: `make results` (or `mlfo results --only reference`) trains it'
-            print(f'[{step}/{n}] {sup_note}')
-    ref_key = next((k for k in rows if k.startswith('reference')), None)
+    ref_key = sup_key = ref_note = sup_note = ref_epochs = None
+    committed = [(reference, 'reference checkpoint', 'reference, {e} epochs (make results)', '{e} epochs, trained by `make results`'),
+                 (supervised, 'supervised baseline', 'supervised from scratch (labels, make results)',
+                  'the same backbone trained from scratch with the labels, best epoch {e}, by `make results`')]
+    for step, (path, what, label, how) in enumerate([c for c in committed if c[0] is not None], start=5):
+        key, note, epochs = _reevaluate(cfg, path, what, label, how, f'[{step}/{n}]', rows, progress)
+        if what.startswith('reference'): ref_key, ref_note, ref_epochs = key, note, epochs
+        else: sup_key, sup_note = key, note
     summary = {'kind': 'demo', 'config': cfg.to_dict(), 'commit': git_commit(), 'data_fingerprint': dataset_fingerprint(root),
                'pretrain': {k: run[k] for k in ('run_dir', 'status', 'epoch', 'step', 'checkpoint')},
                'metrics': {k: v['metrics'] for k, v in rows.items()}, 'records': {k: v['path'] for k, v in rows.items()},
