@@ -20,9 +20,10 @@ from .config import MLFOConfig
 # %% auto #0
 __all__ = ['read_checkpoint', 'load_backbone_weights', 'state_hash', 'build_eval_backbone', 'uniform_starts', 'clip_indices',
            'to_input', 'denormalize', 'centre_crop', 'EvalClips', 'TrainClips', 'write_toy_ucf', 'embed_clips',
-           'extract_features', 'stratified_holdout', 'video_probs', 'topk_accuracy', 'LinearHead', 'linear_optimizer',
-           'predict_features', 'train_linear_head', 'linear_probe', 'Classifier', 'predict_clips', 'finetune',
-           'video_embeddings', 'retrieval_recall', 'eval_datasets', 'evaluate', 'train_supervised', 'main']
+           'extract_features', 'stratified_holdout', 'video_probs', 'topk_accuracy', 'pair_accuracy', 'dataset_pairs',
+           'LinearHead', 'linear_optimizer', 'predict_features', 'train_linear_head', 'linear_probe', 'Classifier',
+           'predict_clips', 'finetune', 'video_embeddings', 'retrieval_recall', 'eval_datasets', 'evaluate',
+           'train_supervised', 'main']
 
 # %% ../nbs/11_evaluate.ipynb #cd9ac399
 def _weights_of(obj: dict) -> dict:
@@ -308,6 +309,32 @@ def topk_accuracy(probs: Tensor, # (V, K) class scores
     return {f'top{k}': multiclass_accuracy(probs, labels, num_classes=K, top_k=k, average='micro').item()
             for k in ks if k <= K}
 
+# %% ../nbs/11_evaluate.ipynb #f2a3b4c5d6e7
+def pair_accuracy(probs: Tensor, # (V, K) class scores
+                  labels: Tensor, # (V,) true classes
+                  pairs: Sequence[tuple[int, int]], # (class, its time reversal) index pairs
+                 ) -> dict | None: # {'top1': fraction of paired-class videos scored above their reversal, 'videos': how many}
+    "Two-way accuracy on the time-reversed pairs alone: p(class) > p(reversed class), chance 0.5; None when no test video is paired."
+    twin = torch.full((probs.shape[1],), -1, dtype=torch.long)
+    for a, b in pairs: twin[a], twin[b] = b, a
+    t = twin[labels]  # (V,) each video's reversed class, -1 when unpaired
+    keep = t >= 0
+    if not keep.any(): return None
+    rows = keep.nonzero().squeeze(1)
+    right = probs[rows, labels[rows]] > probs[rows, t[rows]]
+    return {'top1': right.float().mean().item(), 'videos': int(keep.sum())}
+
+def dataset_pairs(root: str | Path, # evaluation data set folder
+                  classes: Sequence[str], # the data set's class names, in label order
+                 ) -> list[tuple[int, int]]:
+    "Label pairs of time-reversed classes declared in `<root>/manifest.json` (the synthetic sets); [] for other data sets."
+    f = Path(root) / 'manifest.json'
+    if not f.is_file(): return []
+    try: declared = json.loads(f.read_text()).get('reversed_pairs') or []
+    except (json.JSONDecodeError, AttributeError) as e: raise MLFOError(f'{f}: not a readable manifest: {e}') from None
+    idx = {c: i for i, c in enumerate(classes)}
+    return [(idx[a], idx[b]) for a, b in declared if a in idx and b in idx]
+
 # %% ../nbs/11_evaluate.ipynb #2c478620
 class LinearHead(nn.Module):
     "Linear-probe classifier: L2-normalise, BatchNorm1d, Linear (CoCLR)."
@@ -571,14 +598,17 @@ def evaluate(cfg: MLFOConfig, # eval.* (protocols, data set, recipe), data.* (cl
                                  num_workers=cfg.data.num_workers, progress=progress)
              for s, ds in (('train', train), ('test', test))}
     fit, held = stratified_holdout(feats['train']['labels'], e.holdout, cfg.seed)
+    pairs = dataset_pairs(e.root, train.classes)  # time-reversed classes, when the data set declares them
     metrics = {}
     if 'linear' in e.protocols:
         tr, te = feats['train'], feats['test']
         head, hist = train_linear_head(tr['features'][fit], tr['labels'][fit], n_classes, cfg,
                                        tr['features'][held], tr['labels'][held], cfg.seed)
-        metrics['linear'] = {**topk_accuracy(predict_features(head, te['features']), te['labels']),
+        probs = predict_features(head, te['features'])
+        metrics['linear'] = {**topk_accuracy(probs, te['labels']),
                              'best_epoch': hist['best_epoch'], 'holdout_top1': max(hist['val_top1'], default=None),
                              'variant': 'cached clip features'}
+        if pairs: metrics['linear']['reversed_pairs'] = pair_accuracy(probs, te['labels'], pairs)
     if 'retrieval' in e.protocols:
         args = (feats['test']['features'], feats['test']['labels'], feats['train']['features'], feats['train']['labels'], e.retrieval_ks)
         metrics['retrieval'] = retrieval_recall(*args)
@@ -591,6 +621,7 @@ def evaluate(cfg: MLFOConfig, # eval.* (protocols, data set, recipe), data.* (cl
         probs, labels = predict_clips(model, EvalClips(test, cfg), e.batch_size, cfg.data.num_workers)
         metrics['finetune'] = {**topk_accuracy(probs, labels), 'best_epoch': hist['best_epoch'],
                                'holdout_top1': max(hist['val_top1'], default=None)}
+        if pairs: metrics['finetune']['reversed_pairs'] = pair_accuracy(probs, labels, pairs)
     ck = None if checkpoint is None or str(checkpoint) == 'random' else Path(checkpoint)
     record = {
         'kind': 'evaluation', 'config': cfg.to_dict(),
