@@ -137,6 +137,10 @@ def _decode_pyav(path: Path, indices: Sequence[int], short_side: int, threads: i
 def _decode_torchcodec(path: Path, indices: Sequence[int], short_side: int) -> torch.Tensor:
     try: from torchcodec.decoders import VideoDecoder
     except ImportError: raise MLFOError("data.decoder='torchcodec' needs the torchcodec package (pip install torchcodec)") from None
+    except (OSError, RuntimeError) as e:  # installed, but its FFmpeg shared libraries are missing: not the video's fault
+        raise MLFOError("data.decoder='torchcodec': torchcodec is installed but cannot load FFmpeg's shared libraries "
+                        f"(on Debian 12: apt-get install libavcodec59 libavformat59 libavutil57 libswscale6 libswresample4 "
+                        f"libavdevice59 libavfilter8); data.decoder='pyav' needs none: {str(e).splitlines()[0]}") from None
     dec = VideoDecoder(str(path), dimension_order='NHWC')
     frames = dec.get_frames_at(indices=[int(i) for i in indices]).data  # (T, H, W, 3)
     if short_side:
