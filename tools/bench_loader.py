@@ -11,9 +11,10 @@ process CPU time (the cost per core, less sensitive to other jobs on a shared ma
 - ours, augment on device: decode only (PyAV seek + window decode at short side 128, uint8);
   on a GPU machine the batched augmentation runs on the GPU, so the CPU cost is this;
 - ours, augment on CPU: the same plus `ClipAugment` in the worker;
-- the same two on videos re-encoded at short side 128 by `mlfo prepare`.
+- the same two on videos re-encoded at short side 128 by `mlfo prepare`;
+- with --torchcodec, decode only with the optional torchcodec decoder, on both sets.
 
-Usage: python tools/bench_loader.py [--seconds 12] [--videos 24] [--content noise|ucf] [--out results/benchmarks/loader.json]
+Usage: python tools/bench_loader.py [--seconds 12] [--videos 24] [--content noise|ucf] [--torchcodec] [--out results/benchmarks/loader.json]
 """
 import argparse, datetime, json, os, platform, random, sys, tempfile, time, warnings
 from pathlib import Path
@@ -125,6 +126,7 @@ def main(argv=None):
     ap.add_argument('--videos', type=int, default=24)
     ap.add_argument('--content', choices=list(CONTENT), default='noise', help="video content: 'ucf' is near UCF-101's bit rate")
     ap.add_argument('--out', default=str(ROOT / 'results' / 'benchmarks' / 'loader.json'))
+    ap.add_argument('--torchcodec', action='store_true', help='also measure the optional torchcodec decoder (data.decoder=torchcodec)')
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
     warnings.simplefilter('ignore')
@@ -146,6 +148,9 @@ def main(argv=None):
             'ours_prepared128_augment_on_device_decode_only': PretrainDataset(ds128, resize=128),
             'ours_prepared128_augment_on_cpu': PretrainDataset(ds128, resize=128, transform=aug),
         }
+        if a.torchcodec:  # the optional decoder (needs torchcodec and FFmpeg's shared libraries)
+            pipes['ours_torchcodec_augment_on_device_decode_only'] = PretrainDataset(ds, resize=128, decoder='torchcodec')
+            pipes['ours_torchcodec_prepared128_augment_on_device_decode_only'] = PretrainDataset(ds128, resize=128, decoder='torchcodec')
         res = {}
         for k, p in pipes.items():
             res[k] = measure(p, a.seconds)
