@@ -528,5 +528,6 @@ d = { 'settings': { 'branch': 'main',
                             'mlfo.video.read_frames': ('video.html#read_frames', 'mlfo/video.py'),
                             'mlfo.video.resize_frames': ('video.html#resize_frames', 'mlfo/video.py'),
                             'mlfo.video.short_side_size': ('video.html#short_side_size', 'mlfo/video.py'),
+                            'mlfo.video.torchcodec_status': ('video.html#torchcodec_status', 'mlfo/video.py'),
                             'mlfo.video.write_frames': ('video.html#write_frames', 'mlfo/video.py'),
                             'mlfo.video.write_video': ('video.html#write_video', 'mlfo/video.py')}}}

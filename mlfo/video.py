@@ -20,7 +20,8 @@ from .core import MLFOError, atomic_write_json
 
 # %% auto #0
 __all__ = ['VIDEO_EXTS', 'FRAME_PATTERN', 'INDEX_NAME', 'write_video', 'VideoInfo', 'probe_video', 'short_side_size',
-           'decode_video', 'resize_frames', 'read_frames', 'count_frames', 'write_frames', 'build_index']
+           'torchcodec_status', 'decode_video', 'resize_frames', 'read_frames', 'count_frames', 'write_frames',
+           'build_index']
 
 # %% ../nbs/03_video.ipynb #3cdd4a2e
 VIDEO_EXTS = ('.avi', '.mp4', '.mkv', '.webm', '.mov', '.mpg', '.mpeg')  # suffixes read as video files
@@ -133,6 +134,13 @@ def _decode_pyav(path: Path, indices: Sequence[int], short_side: int, threads: i
     rows = [slot[int(i)] for i in indices]
     frames = torch.from_numpy(out)  # (wanted, H, W, 3)
     return frames if rows == list(range(len(wanted))) else frames[rows]  # (T, H, W, 3) in the order asked
+
+def torchcodec_status() -> bool | None:
+    "True when the optional torchcodec decoder works here, False when it is not installed, None when it cannot load FFmpeg's libraries."
+    try: from torchcodec.decoders import VideoDecoder
+    except ImportError: return False
+    except (OSError, RuntimeError): return None
+    return True
 
 def _decode_torchcodec(path: Path, indices: Sequence[int], short_side: int) -> torch.Tensor:
     try: from torchcodec.decoders import VideoDecoder
