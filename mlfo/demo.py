@@ -98,14 +98,16 @@ def run_demo(epochs: int = 20, # pretraining epochs (5-10 s each on two cores)
     print(f'[4/{n}] evaluating the pretrained backbone ({run["checkpoint"]})')
     trained = evaluate(cfg, run['checkpoint'], progress=progress)
     rows = {'random init': rand, f'mlfo tiny, {epochs} epochs (this demo)': trained}
-    ref_key = sup_key = ref_note = sup_note = ref_epochs = None
-    committed = [(reference, 'reference checkpoint', 'reference, {e} epochs (make results)', '{e} epochs, trained by `make results`'),
-                 (supervised, 'supervised baseline', 'supervised from scratch (labels, make results)',
-                  'the same backbone trained from scratch with the labels, best epoch {e}, by `make results`')]
-    for step, (path, what, label, how) in enumerate([c for c in committed if c[0] is not None], start=5):
-        key, note, epochs = _reevaluate(cfg, path, what, label, how, f'[{step}/{n}]', rows, progress)
-        if what.startswith('reference'): ref_key, ref_note, ref_epochs = key, note, epochs
-        else: sup_key, sup_note = key, note
+    step, ref_key, ref_note, ref_epochs, sup_key, sup_note = 4, None, None, None, None, None
+    if reference is not None:
+        step += 1
+        ref_key, ref_note, ref_epochs = _reevaluate(cfg, reference, 'reference checkpoint', 'reference, {e} epochs (make results)',
+                                                    '{e} epochs, trained by `make results`', f'[{step}/{n}]', rows, progress)
+    if supervised is not None:
+        step += 1
+        sup_key, sup_note, _ = _reevaluate(cfg, supervised, 'supervised baseline', 'supervised from scratch (labels, make results)',
+                                           'the same backbone trained from scratch with the labels, best epoch {e}, by `make results`',
+                                           f'[{step}/{n}]', rows, progress)
     summary = {'kind': 'demo', 'config': cfg.to_dict(), 'commit': git_commit(), 'data_fingerprint': dataset_fingerprint(root),
                'pretrain': {k: run[k] for k in ('run_dir', 'status', 'epoch', 'step', 'checkpoint')},
                'metrics': {k: v['metrics'] for k, v in rows.items()}, 'records': {k: v['path'] for k, v in rows.items()},
