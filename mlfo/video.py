@@ -135,20 +135,23 @@ def _decode_pyav(path: Path, indices: Sequence[int], short_side: int, threads: i
     frames = torch.from_numpy(out)  # (wanted, H, W, 3)
     return frames if rows == list(range(len(wanted))) else frames[rows]  # (T, H, W, 3) in the order asked
 
+def _torchcodec() -> tuple: # (VideoDecoder or None, status as `torchcodec_status`, why it cannot be used or None)
+    "The one place that imports the optional torchcodec decoder."
+    try: from torchcodec.decoders import VideoDecoder
+    except ImportError: return None, False, "data.decoder='torchcodec' needs the torchcodec package (pip install torchcodec)"
+    except (OSError, RuntimeError) as e:  # installed, but its FFmpeg shared libraries are missing: not the video's fault
+        return None, None, ("data.decoder='torchcodec': torchcodec is installed but cannot load FFmpeg's shared libraries "
+                            "(on Debian 12: apt-get install libavcodec59 libavformat59 libavutil57 libswscale6 libswresample4 "
+                            f"libavdevice59 libavfilter8); data.decoder='pyav' needs none: {str(e).splitlines()[0]}")
+    return VideoDecoder, True, None
+
 def torchcodec_status() -> bool | None:
     "True when the optional torchcodec decoder works here, False when it is not installed, None when it cannot load FFmpeg's libraries."
-    try: from torchcodec.decoders import VideoDecoder
-    except ImportError: return False
-    except (OSError, RuntimeError): return None
-    return True
+    return _torchcodec()[1]
 
 def _decode_torchcodec(path: Path, indices: Sequence[int], short_side: int) -> torch.Tensor:
-    try: from torchcodec.decoders import VideoDecoder
-    except ImportError: raise MLFOError("data.decoder='torchcodec' needs the torchcodec package (pip install torchcodec)") from None
-    except (OSError, RuntimeError) as e:  # installed, but its FFmpeg shared libraries are missing: not the video's fault
-        raise MLFOError("data.decoder='torchcodec': torchcodec is installed but cannot load FFmpeg's shared libraries "
-                        f"(on Debian 12: apt-get install libavcodec59 libavformat59 libavutil57 libswscale6 libswresample4 "
-                        f"libavdevice59 libavfilter8); data.decoder='pyav' needs none: {str(e).splitlines()[0]}") from None
+    VideoDecoder, _, why = _torchcodec()
+    if why: raise MLFOError(why)
     dec = VideoDecoder(str(path), dimension_order='NHWC')
     frames = dec.get_frames_at(indices=[int(i) for i in indices]).data  # (T, H, W, 3)
     if short_side:
