@@ -18,14 +18,14 @@ from .core import MLFOError, atomic_write_bytes, atomic_write_json, atomic_write
 __all__ = ['SUITE_BUDGET', 'REFERENCE', 'SUPERVISED_REFERENCE', 'FIG3_K', 'FIG3_E', 'CONSTRAINTS', 'TEMPORALS', 'BACKBONES',
            'DATASETS', 'EVAL_SETS', 'PROTOCOLS', 'INITS', 'DEFAULT_EVAL', 'BOOKKEEPING', 'EXPORT_PARTS', 'ARTEFACTS',
            'BACKBONE_NAMES', 'TEMPORAL_NAMES', 'CONSTRAINT_NAMES', 'PAPER', 'CAPTIONS', 'SYNTHETIC_NOTE', 'SUITE_ORDER',
-           'Budget', 'constraint_name', 'run_config', 'pretrain_key', 'run_key', 'run_label', 'data_fingerprint',
-           'ensure_data', 'find_record', 'read_records', 'export_checkpoint', 'RunInterrupted', 'run_ablation',
-           'RunSpec', 'suite_runs', 'eval_sets', 'repo_root', 'at_repo_root', 'ensure_kernel', 'notebook_params',
-           'execute_run', 'run_suite', 'Row', 'metric', 'cell_values', 'artefact_table', 'markdown_table',
-           'missing_runs', 'write_table', 'table_rows', 'describe', 'output_name', 'table_header', 'make_table',
-           'sweep_frame', 'figure3', 'load_mlfo', 'split_embeddings', 'neighbour_agreement', 'figure5_inputs',
-           'make_figure3', 'describe_short', 'make_figure4', 'make_figure5', 'benchmark_records', 'budget_curve',
-           'acceptance', 'pretrain_commands', 'suite', 'render_artefact', 'main']
+           'Budget', 'constraint_name', 'run_config', 'pretrain_key', 'work_folder', 'run_key', 'run_label',
+           'data_fingerprint', 'ensure_data', 'find_record', 'read_records', 'export_checkpoint', 'RunInterrupted',
+           'run_ablation', 'RunSpec', 'suite_runs', 'eval_sets', 'repo_root', 'at_repo_root', 'ensure_kernel',
+           'notebook_params', 'execute_run', 'run_suite', 'Row', 'metric', 'cell_values', 'artefact_table',
+           'markdown_table', 'missing_runs', 'write_table', 'table_rows', 'describe', 'output_name', 'table_header',
+           'make_table', 'sweep_frame', 'figure3', 'load_mlfo', 'split_embeddings', 'neighbour_agreement',
+           'figure5_inputs', 'make_figure3', 'describe_short', 'make_figure4', 'make_figure5', 'benchmark_records',
+           'budget_curve', 'acceptance', 'pretrain_commands', 'suite', 'render_artefact', 'main']
 
 # %% ../nbs/15_results.ipynb #f0602360
 @dataclass(frozen=True)
@@ -146,6 +146,12 @@ def _digest(obj) -> str: return hashlib.sha256(json.dumps(obj, sort_keys=True).e
 def pretrain_key(cfg: MLFOConfig) -> str:
     "Identity (12 hex digits) of a pretraining: every setting except evaluation and bookkeeping."
     return _digest(_canonical(cfg, with_eval=False))
+
+def work_folder(cfg: MLFOConfig, key: str, init: str = 'mlfo', # a run's config, run key and INIT
+                work_dir: str | Path = 'runs/results', # `run_ablation`'s work_dir
+               ) -> Path:
+    "A run's working folder (pretraining, feature caches): one per pretraining for MLFO, one per run otherwise."
+    return Path(work_dir) / (pretrain_key(cfg) if init == 'mlfo' else f'{init}-{key}')
 
 def run_key(cfg: MLFOConfig, # the run's config (its eval.dataset/root are replaced by `evals`)
             evals: Sequence[tuple[str, str]], # [(eval data set, folder)]
@@ -298,7 +304,7 @@ def run_ablation(preset: str = 'tiny', K: int | None = None, E: float | None = N
             print(f'skipped: {old} holds this run (same config and seed); force=True reruns it')
             return rec | {'skipped': True, 'path': str(old)}
     t0 = time.time()
-    run_dir = Path(work_dir) / (pretrain_key(cfg) if init == 'mlfo' else f'{init}-{key}')
+    run_dir = work_folder(cfg, key, init, work_dir)
     if init == 'mlfo': ensure_data(cfg.data.dataset, cfg.data.root, progress)
     for name, root in evals: ensure_data(name, root, progress)
     pre, checkpoint = None, 'random'

@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 from mlfo.config import apply_overrides  # noqa: E402
 from mlfo.core import MLFOError, atomic_write_json, device_info, file_fingerprint, git_commit  # noqa: E402
 from mlfo.evaluate import evaluate  # noqa: E402
-from mlfo.results import benchmark_records, find_record, read_records, run_config  # noqa: E402
+from mlfo.results import benchmark_records, find_record, read_records, run_config, work_folder  # noqa: E402
 
 
 def rescore(rec: dict) -> dict:
@@ -34,7 +34,7 @@ def rescore(rec: dict) -> dict:
     ck = ev['path']
     if ck != 'random' and Path(ck).is_file() and ev.get('fingerprint') and file_fingerprint([Path(ck)]) != ev['fingerprint']:
         ck = rec['pretrain']['checkpoint']  # an exported file since overwritten by a later export: use the run's own checkpoint
-    run_dir = Path(rec['pretrain']['run_dir']) if rec['init'] == 'mlfo' else Path('runs/results') / f"{rec['init']}-{rec['key']}"
+    run_dir = work_folder(cfg, rec['key'], rec['init'])  # where run_ablation cached this run's features
     if ck != 'random' and not Path(ck).is_file(): raise MLFOError(f'{ck}: checkpoint of record {rec["key"]} is gone')
     t0 = time.time()
     m = evaluate(ecfg, ck, out_dir=run_dir, progress=False)['metrics']['linear']
