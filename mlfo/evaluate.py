@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_evaluate.ipynb #abb900b4
 from __future__ import annotations
-import copy, hashlib, json, math, time
+import copy, hashlib, json, math, os, time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -567,10 +567,19 @@ def eval_datasets(cfg: MLFOConfig, # eval.dataset, eval.root, eval.split, data.s
         raise MLFOError(f'{e.root}: class count mismatch: train has {len(train.classes)} classes, test {len(test.classes)}')
     return train, test
 
+def _stamp(path) -> str:
+    "Size and modification time of a video file or frame folder ('missing' if it is gone)."
+    try: st = os.stat(path)
+    except OSError: return 'missing'
+    return f'{st.st_size}|{st.st_mtime_ns}'
+
 def _dataset_key(ds, cfg: MLFOConfig) -> str:
+    "Identity of an evaluation subset for the feature cache: where it is, which videos in which state, which clips."
     d = cfg.data
-    names = hashlib.sha256('\n'.join(r.name for r in ds.records).encode()).hexdigest()[:12]
-    return f'{ds.name}|{ds.subset}|{ds.split}|{names}|{d.source}|{d.clip_len}|{d.resize}|{d.size}|{cfg.eval.n_clips}'
+    # Names alone are not enough: two generator seeds (or a re-extracted data set) share every file name.
+    ids = [str(Path(ds.root).resolve())] + [f'{r.name}|{_stamp(r.path)}' for r in ds.records]
+    videos = hashlib.sha256('\n'.join(ids).encode()).hexdigest()[:12]
+    return f'{ds.name}|{ds.subset}|{ds.split}|{videos}|{d.source}|{d.clip_len}|{d.resize}|{d.size}|{cfg.eval.n_clips}'
 
 def _resolve_device(cfg: MLFOConfig) -> torch.device:
     if cfg.device == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
