@@ -15,8 +15,8 @@ from .core import MLFOError, atomic_write_json, atomic_write_text, file_fingerpr
 
 # %% auto #0
 __all__ = ['PRIMITIVES', 'UCF_CLASSES', 'HMDB_CLASSES', 'CLASSES', 'GENERATOR_VERSION', 'UCF_SPLIT_DIR', 'HMDB_SPLIT_DIR',
-           'UCF_LINE', 'HMDB_LINE', 'reversed_pairs', 'motion', 'glyph_texture', 'SynthSpec', 'plan_video', 'render',
-           'write_avi', 'read_avi', 'video_list', 'ucf_test_groups', 'hmdb_codes', 'split_files', 'generate',
+           'UCF_LINE', 'HMDB_LINE', 'reversed_pairs', 'motion', 'glyph_texture', 'SynthSpec', 'plan_video', 'spec_dict',
+           'render', 'write_avi', 'read_avi', 'video_list', 'ucf_test_groups', 'hmdb_codes', 'split_files', 'generate',
            'dataset_fingerprint', 'check_layout', 'main_synth']
 
 # %% ../nbs/03d_synthetic.ipynb #ed3c3bd2
@@ -143,6 +143,7 @@ class SynthSpec:
     noise: float = 0.03  # std of the per-pixel Gaussian noise (in [0, 1] units)
     distractor_p: float = 0.5  # probability that a shot has a distractor glyph
     quality: int = 2  # mpeg4 qscale (2 best, 31 worst)
+    glyph_per: str = 'video'  # 'video': one object glyph for the whole video; 'shot': a new glyph at every cut
 
     n_classes: int = 0  # use the first n classes in alphabetical order (0: all); for tests
 
@@ -197,7 +198,16 @@ def plan_video(seed: int, spec: SynthSpec, label: int, index: int) -> dict:
         bounds.append(min(t, spec.frames))
     # the last shot is cut by the end of the video: its motion stops part-way
     shots = [dict(start=a, stop=b, length=n, **_shot_draw(rng, spec)) for a, b, n in zip(bounds[:-1], bounds[1:], lengths)]
-    return dict(cls=spec.classes()[label], glyph=glyph, shots=shots, noise_seed=int(rng.integers(2**31)))
+    plan = dict(cls=spec.classes()[label], glyph=glyph, shots=shots, noise_seed=int(rng.integers(2**31)))
+    if spec.glyph_per == 'shot':  # drawn after everything else: the 'video' plans keep every draw of generator 1.0
+        for sh in shots: sh['glyph'] = int(rng.integers(len(_GLYPHS[spec.kind])))
+    return plan
+
+def spec_dict(spec: SynthSpec) -> dict:
+    "The settings a manifest records: settings added after generator 1.0 only where they differ from 1.0's behaviour."
+    d = asdict(spec)
+    if d['glyph_per'] == 'video': del d['glyph_per']  # sets made before the setting existed keep their manifest
+    return json.loads(json.dumps(d))
 
 # %% ../nbs/03d_synthetic.ipynb #9c414ad5
 def _glyph_layer(tex, x, y, size, angle, S):
@@ -226,9 +236,9 @@ def render(plan: dict, spec: SynthSpec) -> np.ndarray: # (T, S, S, 3) uint8
     "Frames of a planned video: background, distractor, object, brightness drift, noise."
     S, T = spec.size, spec.frames
     chars = _GLYPHS[spec.kind]
-    tex = glyph_texture(chars[plan['glyph']])
     frames = np.empty((T, S, S, 3))
     for sh in plan['shots']:
+        tex = glyph_texture(chars[sh.get('glyph', plan['glyph'])])  # the shot's own glyph with glyph_per='shot'
         n = sh['stop'] - sh['start']
         s = np.arange(n) / (sh['length'] - 1)  # (n,) shot time, < 1 when the video cuts the shot short
         pan = sh['pan'][None] * np.arange(n)[:, None]  # (n, 2) camera displacement: the world moves by -pan on screen
@@ -365,7 +375,7 @@ def _cached(root: Path, seed: int, spec: SynthSpec) -> dict | None:
     "The manifest when `root` already holds exactly this generation, else None."
     try: manifest = json.loads((root / 'manifest.json').read_text())
     except (OSError, ValueError): return None
-    if (manifest.get('seed'), manifest.get('generator_version'), manifest.get('spec')) != (seed, GENERATOR_VERSION, json.loads(json.dumps(asdict(spec)))):
+    if (manifest.get('seed'), manifest.get('generator_version'), manifest.get('spec')) != (seed, GENERATOR_VERSION, spec_dict(spec)):
         return None
     if not all((root / p).exists() for p in manifest.get('split_files', [])): return None
     if not all((root / 'videos' / p).exists() for p, _, _ in video_list(spec)): return None
@@ -384,6 +394,7 @@ def generate(root: str | Path, # output folder (created)
     unknown = set(settings) - set(SynthSpec.__dataclass_fields__) - {'kind'}
     if unknown: raise MLFOError(f'unknown synthetic setting(s) {sorted(unknown)}: one of {", ".join(SynthSpec.__dataclass_fields__)}')
     spec = SynthSpec(**{**settings, 'kind': kind, 'shot_len': tuple(settings.get('shot_len', SynthSpec.shot_len))})
+    if spec.glyph_per not in ('video', 'shot'): raise MLFOError(f"glyph_per={spec.glyph_per!r}: one of 'video', 'shot'")
     if not 1 <= spec.shot_len[0] <= spec.shot_len[1] or spec.shot_len[1] < 2:
         raise MLFOError(f'shot_len={spec.shot_len}: need 1 <= min <= max and max >= 2')
     root, t0 = Path(root), time.time()
@@ -414,7 +425,7 @@ def generate(root: str | Path, # output folder (created)
     counts = _counts(spec, files)
     atomic_write_text(root / 'README.txt', _readme(spec, seed, counts))
     content = file_fingerprint([root / 'videos' / p for p, _, _ in videos] + [root / p for p in files] + [root / 'README.txt'], root=root)
-    manifest = dict(name=f'mlfo-synthetic-{kind}', generator_version=GENERATOR_VERSION, seed=seed, spec=asdict(spec),
+    manifest = dict(name=f'mlfo-synthetic-{kind}', generator_version=GENERATOR_VERSION, seed=seed, spec=spec_dict(spec),
                     classes=spec.classes(), reversed_pairs=[list(p) for p in reversed_pairs(kind)
                                                             if p[0] in spec.classes() and p[1] in spec.classes()],
                     counts=counts, split_files=sorted(files), content_fingerprint=content)
