@@ -96,3 +96,15 @@ def test_full_generation_time(tmp_path):
     out = main_synth(['--root', str(tmp_path / 'synthetic'), '--seed', '0'])
     assert [o['counts']['videos'] for o in out] == [960, 320]
     assert sum(o['seconds'] for o in out) < 120, out
+
+
+def test_glyph_per_shot(sets, tmp_path):
+    d, s = sets
+    assert 'glyph_per' not in json.loads((d / 'a' / 'manifest.json').read_text())['spec']  # generator 1.0's manifest
+    out = generate(tmp_path / 'shot', seed=0, kind='ucf', workers=1, progress=False, glyph_per='shot', **TINY)
+    assert json.loads((tmp_path / 'shot' / 'manifest.json').read_text())['spec']['glyph_per'] == 'shot'
+    assert out['fingerprint'] != s['a']['fingerprint']
+    v = sorted((d / 'a' / 'videos').rglob('*.avi'))
+    assert any((read_avi(p) != read_avi(tmp_path / 'shot' / p.relative_to(d / 'a'))).any() for p in v)
+    with pytest.raises(Exception, match='glyph_per'):
+        generate(tmp_path / 'bad', seed=0, kind='ucf', workers=1, progress=False, glyph_per='frame', **TINY)

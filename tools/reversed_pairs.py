@@ -20,6 +20,18 @@ from mlfo.evaluate import evaluate  # noqa: E402
 from mlfo.results import benchmark_records, find_record, read_records, run_config, work_folder  # noqa: E402
 
 
+def record_setup(rec: dict, name: str, root: str) -> tuple:
+    "(evaluation config on data set `name` at `root`, checkpoint, run folder) of a record, as run_ablation had them."
+    cfg, _ = run_config(**{k: v for k, v in rec['params'].items()})
+    ecfg = apply_overrides(cfg, {'eval.dataset': name, 'eval.root': root, 'eval.protocols': ['linear']})
+    ev = rec['evaluations'][name]['checkpoint']
+    ck = ev['path']
+    if ck != 'random' and Path(ck).is_file() and ev.get('fingerprint') and file_fingerprint([Path(ck)]) != ev['fingerprint']:
+        ck = rec['pretrain']['checkpoint']  # an exported file since overwritten by a later export: use the run's own checkpoint
+    if ck != 'random' and not Path(ck).is_file(): raise MLFOError(f'{ck}: checkpoint of record {rec["key"]} is gone')
+    return ecfg, ck, work_folder(cfg, rec['key'], rec['init'])  # the folder where run_ablation cached its features
+
+
 def rescore(rec: dict) -> dict:
     "The record's linear probe on its first evaluation set, re-run with the reversed-pair metric."
     name, root = rec['eval_data'][0]
@@ -28,14 +40,7 @@ def rescore(rec: dict) -> dict:
                epochs=rec['budget']['pretrain_epochs'], data=root, recorded_top1=lin['top1'])
     if 'reversed_pairs' in lin:
         return row | dict(top1=lin['top1'], reversed_pairs=lin['reversed_pairs'], source='record')
-    cfg, _ = run_config(**{k: v for k, v in rec['params'].items()})
-    ecfg = apply_overrides(cfg, {'eval.dataset': name, 'eval.root': root, 'eval.protocols': ['linear']})
-    ev = rec['evaluations'][name]['checkpoint']
-    ck = ev['path']
-    if ck != 'random' and Path(ck).is_file() and ev.get('fingerprint') and file_fingerprint([Path(ck)]) != ev['fingerprint']:
-        ck = rec['pretrain']['checkpoint']  # an exported file since overwritten by a later export: use the run's own checkpoint
-    run_dir = work_folder(cfg, rec['key'], rec['init'])  # where run_ablation cached this run's features
-    if ck != 'random' and not Path(ck).is_file(): raise MLFOError(f'{ck}: checkpoint of record {rec["key"]} is gone')
+    ecfg, ck, run_dir = record_setup(rec, name, root)
     t0 = time.time()
     m = evaluate(ecfg, ck, out_dir=run_dir, progress=False)['metrics']['linear']
     return row | dict(top1=m['top1'], reversed_pairs=m.get('reversed_pairs'), source='re-run', checkpoint=str(ck),
