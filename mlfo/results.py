@@ -303,7 +303,7 @@ def run_ablation(preset: str = 'tiny', K: int | None = None, E: float | None = N
         if not require_checkpoint or init != 'mlfo' or (ck and Path(ck).exists()):
             print(f'skipped: {old} holds this run (same config and seed); force=True reruns it')
             return rec | {'skipped': True, 'path': str(old)}
-    t0 = time.time()
+    t0, commit = time.time(), git_commit()  # the code this run starts with (a checkout edited meanwhile reads '-dirty' at the end)
     run_dir = work_folder(cfg, key, init, work_dir)
     if init == 'mlfo': ensure_data(cfg.data.dataset, cfg.data.root, progress)
     for name, root in evals: ensure_data(name, root, progress)
@@ -343,11 +343,12 @@ def run_ablation(preset: str = 'tiny', K: int | None = None, E: float | None = N
     fingerprints = {'pretrain': data_fingerprint(cfg.data.root) if init == 'mlfo' else None,
                     'eval': {name: data_fingerprint(root) for name, root in evals}}
     record = {'kind': 'run', 'key': key, 'label': label, 'init': init, 'params': params, 'config': cfg.to_dict(),
-              'seed': cfg.seed, 'eval_data': [list(e) for e in evals], 'commit': git_commit(), 'data_fingerprint': fingerprints,
+              'seed': cfg.seed, 'eval_data': [list(e) for e in evals], 'commit': commit, 'data_fingerprint': fingerprints,
               'budget': {'pretrain_epochs': cfg.optim.epochs if init == 'mlfo' else 0, 'linear_epochs': cfg.eval.linear_epochs,
                          'finetune_epochs': cfg.eval.finetune_epochs, 'n_clips': cfg.eval.n_clips},
               'pretrain': pre, 'metrics': metrics, 'evaluations': evaluations, 'wall_s': round(time.time() - t0, 1),
               'device': device_info(), 'finished_at': time.strftime('%Y-%m-%dT%H:%M:%S')}
+    if (end := git_commit()) != commit: record['commit_at_end'] = end  # the checkout changed while the run ran
     path = atomic_write_json(Path(out) / f'{label}-{key}.json', record)
     if export is not None and (init == 'mlfo' or Path(export).exists()): atomic_write_json(Path(export).with_suffix('.json'), record)
     print(f'record: {path} ({record["wall_s"] / 60:.1f} min)')
