@@ -27,8 +27,7 @@ from mlfo import synthetic as S  # noqa: E402
 from mlfo.core import MLFOError, atomic_write_json, device_info, git_commit  # noqa: E402
 from mlfo.evaluate import (EvalClips, _dataset_key, build_eval_backbone, eval_datasets, extract_features,  # noqa: E402
                            predict_features, stratified_holdout, topk_accuracy, train_linear_head)
-from mlfo.results import benchmark_records, find_record, read_records  # noqa: E402
-from reversed_pairs import record_setup  # noqa: E402
+from reversed_pairs import chosen_records, record_setup  # noqa: E402
 
 
 def video_draws(root: str, records) -> dict:
@@ -116,17 +115,7 @@ def main(argv=None) -> int:
     ap.add_argument('--runs', default='results/runs')
     ap.add_argument('--out', default='results/benchmarks/nuisance-probes.json')
     a = ap.parse_args(argv)
-    if a.records:
-        recs = []
-        for k in a.records:
-            f = find_record(a.runs, k)
-            if f is None: raise MLFOError(f'{a.runs}: no record with key {k}')
-            recs.append(json.loads(f.read_text()))
-    else:
-        every = read_records(a.runs)
-        recs = [r for r in benchmark_records(every) if r['init'] != 'mlfo' or r['budget']['pretrain_epochs'] == 160]
-        recs += [r for r in every.values() if (r.get('params') or {}).get('pretrain_root')]
-        recs = sorted(recs, key=lambda r: (r['init'] != 'random', r['init'] == 'supervised', r['label'], r['key']))
+    recs = chosen_records(a.runs, a.records, keep=lambda r: r['init'] != 'mlfo' or r['budget']['pretrain_epochs'] == 160)
     rows = []
     for r in recs:
         own = r['eval_data'][0][1]

@@ -47,22 +47,27 @@ def rescore(rec: dict) -> dict:
                       matches_record=abs(m['top1'] - lin['top1']) < 1e-6, wall_s=round(time.time() - t0, 1))
 
 
+def chosen_records(runs: str, keys=None, keep=lambda rec: True) -> list:
+    "The records of `keys`, or else the benchmark's records that `keep` accepts and those on other generator seeds."
+    if keys:
+        recs = []
+        for k in keys:
+            f = find_record(runs, k)
+            if f is None: raise MLFOError(f'{runs}: no record with key {k}')
+            recs.append(json.loads(f.read_text()))
+        return recs
+    every = read_records(runs)
+    recs = [r for r in benchmark_records(every) if keep(r)] + [r for r in every.values() if (r.get('params') or {}).get('pretrain_root')]
+    return sorted(recs, key=lambda r: (r['init'] != 'random', r['init'] == 'supervised', r['budget']['pretrain_epochs'], r['label'], r['key']))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--records', nargs='*', help='record keys (default: the benchmark records and the supervised baseline)')
     ap.add_argument('--runs', default='results/runs')
     ap.add_argument('--out', default='results/benchmarks/reversed-pairs.json')
     a = ap.parse_args(argv)
-    if a.records:
-        recs = []
-        for k in a.records:
-            f = find_record(a.runs, k)
-            if f is None: raise MLFOError(f'{a.runs}: no record with key {k}')
-            recs.append(json.loads(f.read_text()))
-    else:
-        every = read_records(a.runs)
-        recs = benchmark_records(every) + [r for r in every.values() if (r.get('params') or {}).get('pretrain_root')]  # + other generator seeds
-        recs = sorted(recs, key=lambda r: (r['init'] != 'random', r['init'] == 'supervised', r['budget']['pretrain_epochs'], r['label'], r['key']))
+    recs = chosen_records(a.runs, a.records)
     rows = []
     for r in recs:
         rows.append(rescore(r))
