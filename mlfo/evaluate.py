@@ -22,8 +22,8 @@ __all__ = ['read_checkpoint', 'load_backbone_weights', 'state_hash', 'build_eval
            'to_input', 'denormalize', 'centre_crop', 'EvalClips', 'TrainClips', 'write_toy_ucf', 'embed_clips',
            'extract_features', 'stratified_holdout', 'video_probs', 'topk_accuracy', 'pair_accuracy', 'dataset_pairs',
            'LinearHead', 'linear_optimizer', 'predict_features', 'train_linear_head', 'linear_probe', 'Classifier',
-           'predict_clips', 'finetune', 'video_embeddings', 'retrieval_recall', 'eval_datasets', 'evaluate',
-           'train_supervised', 'main']
+           'predict_clips', 'finetune', 'video_embeddings', 'retrieval_recall', 'eval_datasets', 'eval_features',
+           'evaluate', 'train_supervised', 'main']
 
 # %% ../nbs/11_evaluate.ipynb #cd9ac399
 def _weights_of(obj: dict) -> dict:
@@ -581,6 +581,19 @@ def _dataset_key(ds, cfg: MLFOConfig) -> str:
     videos = hashlib.sha256('\n'.join(ids).encode()).hexdigest()[:12]
     return f'{ds.name}|{ds.subset}|{ds.split}|{videos}|{d.source}|{d.clip_len}|{d.resize}|{d.size}|{cfg.eval.n_clips}'
 
+def eval_features(backbone: nn.Module, # frozen
+                  cfg: MLFOConfig, # eval.* (data set, split, batch size), data.* (clips)
+                  run: str | Path, # run folder: the cache is <run>/eval/features
+                  progress: bool = True,
+                 ) -> tuple: # (train VideoDataset, test VideoDataset, {'train': features, 'test': features})
+    "The evaluation set's train and test subsets and their clip features, cached in the run folder."
+    train, test = eval_datasets(cfg, progress)
+    cache = Path(run) / 'eval' / 'features'
+    feats = {s: extract_features(backbone, EvalClips(ds, cfg), cache, _dataset_key(ds, cfg), batch_size=cfg.eval.batch_size,
+                                 num_workers=cfg.data.num_workers, progress=progress)
+             for s, ds in (('train', train), ('test', test))}
+    return train, test, feats
+
 def _resolve_device(cfg: MLFOConfig) -> torch.device:
     if cfg.device == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     return torch.device(cfg.device)
@@ -600,12 +613,8 @@ def evaluate(cfg: MLFOConfig, # eval.* (protocols, data set, recipe), data.* (cl
     dev = _resolve_device(cfg)
     backbone = build_eval_backbone(cfg, checkpoint).to(dev)
     frozen = state_hash(backbone)
-    train, test = eval_datasets(cfg, progress)
+    train, test, feats = eval_features(backbone, cfg, run, progress)
     n_classes = len(train.classes)
-    cache = run / 'eval' / 'features'
-    feats = {s: extract_features(backbone, EvalClips(ds, cfg), cache, _dataset_key(ds, cfg), batch_size=e.batch_size,
-                                 num_workers=cfg.data.num_workers, progress=progress)
-             for s, ds in (('train', train), ('test', test))}
     fit, held = stratified_holdout(feats['train']['labels'], e.holdout, cfg.seed)
     pairs = dataset_pairs(e.root, train.classes)  # time-reversed classes, when the data set declares them
     metrics = {}

@@ -15,17 +15,17 @@ from .config import ConfigError, MLFOConfig, PRESETS, EvalConfig, apply_override
 from .core import MLFOError, atomic_write_bytes, atomic_write_json, atomic_write_text, device_info, file_fingerprint, git_commit
 
 # %% auto #0
-__all__ = ['SUITE_BUDGET', 'REFERENCE', 'SUPERVISED_REFERENCE', 'FIG3_K', 'FIG3_E', 'CONSTRAINTS', 'TEMPORALS', 'BACKBONES',
-           'DATASETS', 'EVAL_SETS', 'PROTOCOLS', 'INITS', 'DEFAULT_EVAL', 'BOOKKEEPING', 'EXPORT_PARTS', 'ARTEFACTS',
-           'BACKBONE_NAMES', 'TEMPORAL_NAMES', 'CONSTRAINT_NAMES', 'PAPER', 'CAPTIONS', 'SYNTHETIC_NOTE', 'SUITE_ORDER',
-           'Budget', 'constraint_name', 'run_config', 'pretrain_key', 'work_folder', 'run_key', 'run_label',
-           'data_fingerprint', 'ensure_data', 'find_record', 'read_records', 'export_checkpoint', 'RunInterrupted',
-           'run_ablation', 'RunSpec', 'suite_runs', 'eval_sets', 'repo_root', 'at_repo_root', 'ensure_kernel',
-           'notebook_params', 'execute_run', 'run_suite', 'Row', 'metric', 'cell_values', 'artefact_table',
-           'markdown_table', 'missing_runs', 'write_table', 'table_rows', 'describe', 'output_name', 'table_header',
-           'make_table', 'sweep_frame', 'figure3', 'load_mlfo', 'split_embeddings', 'neighbour_agreement',
-           'figure5_inputs', 'make_figure3', 'describe_short', 'make_figure4', 'make_figure5', 'benchmark_records',
-           'budget_curve', 'acceptance', 'pretrain_commands', 'suite', 'render_artefact', 'main']
+__all__ = ['SUITE_BUDGET', 'REFERENCE', 'SUPERVISED_REFERENCE', 'FIG3_K', 'FIG3_E', 'CONSTRAINTS', 'TEMPORALS',
+           'TABLE3_BACKBONES', 'BACKBONES', 'DATASETS', 'EVAL_SETS', 'PROTOCOLS', 'INITS', 'DEFAULT_EVAL',
+           'BOOKKEEPING', 'EXPORT_PARTS', 'ARTEFACTS', 'BACKBONE_NAMES', 'TEMPORAL_NAMES', 'CONSTRAINT_NAMES', 'PAPER',
+           'CAPTIONS', 'SYNTHETIC_NOTE', 'SUITE_ORDER', 'Budget', 'constraint_name', 'run_config', 'pretrain_key',
+           'work_folder', 'run_key', 'run_label', 'data_fingerprint', 'ensure_data', 'find_record', 'read_records',
+           'export_checkpoint', 'RunInterrupted', 'run_ablation', 'RunSpec', 'suite_runs', 'eval_sets', 'repo_root',
+           'at_repo_root', 'ensure_kernel', 'notebook_params', 'execute_run', 'run_suite', 'Row', 'metric',
+           'cell_values', 'artefact_table', 'markdown_table', 'missing_runs', 'write_table', 'table_rows', 'describe',
+           'output_name', 'table_header', 'make_table', 'sweep_frame', 'figure3', 'load_mlfo', 'split_embeddings',
+           'neighbour_agreement', 'figure5_inputs', 'make_figure3', 'describe_short', 'make_figure4', 'make_figure5',
+           'benchmark_records', 'budget_curve', 'acceptance', 'pretrain_commands', 'suite', 'render_artefact', 'main']
 
 # %% ../nbs/15_results.ipynb #f0602360
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ CONSTRAINTS = {  # CONSTRAINT parameter (Table 2 row) -> config overrides
     'combined_high': {'loss.constraint': 'combined', 'loss.graph_levels': ['high']},
 }
 TEMPORALS = ('none', 'conventional', 'ours')  # TEMPORAL parameter (Table 3 row)
+TABLE3_BACKBONES = ('slowfast', 'r3d18', 's3d')  # Table 3's backbones, in the paper's order
 BACKBONES = ('r3d18', 'r3d18_tv', 's3d', 'slowfast')  # BACKBONE parameter
 DATASETS = {'synthetic': 'data/synthetic', 'synthetic-hmdb': 'data/synthetic-hmdb', 'ucf101': 'data/ucf101',
             'hmdb51': 'data/hmdb51', 'kinetics400': 'data/kinetics400'}  # data set -> default folder
@@ -407,7 +408,7 @@ def suite_runs(artefact: str, # a key of ARTEFACTS or 'reference'
         return ([spec('random R3D-18', backbone='r3d18', init='random', seed=s, protocols=full) for s in seeds]
                 + [spec(c, constraint=c, seed=s) for c in CONSTRAINTS for s in seeds])
     if artefact == 'table3':  # with each backbone's random init as its floor (Table 1's runs for R3D-18 and S3D; not in the paper)
-        bbs = ('slowfast', 'r3d18', 's3d')
+        bbs = TABLE3_BACKBONES
         return ([spec(f'random {BACKBONE_NAMES[bb]}', backbone=bb, init='random', seed=s, protocols=full) for bb in bbs for s in seeds]
                 + [spec(f'{t} {bb}', backbone=bb, temporal=t, seed=s) for bb in bbs for t in TEMPORALS for s in seeds])
     if artefact == 'figure3':
@@ -667,7 +668,7 @@ def table_rows(artefact: str, # table1 ... table4
         return ([Row('random init (no pretraining; not in the paper)', 'random R3D-18', top1('linear'))]
                 + [Row(CONSTRAINT_NAMES[c], c, top1('linear'), pair(P[c]), 'R3D-18, K400, linear probe') for c in order]), ['UCF', 'HMDB']
     if artefact == 'table3':
-        return [row for bb in ('slowfast', 'r3d18', 's3d') for row in
+        return [row for bb in TABLE3_BACKBONES for row in
                 [Row(f'random init {BACKBONE_NAMES[bb]} (not in the paper)', f'random {BACKBONE_NAMES[bb]}', top1('linear'))]
                 + [Row(f'{TEMPORAL_NAMES[t]}, {BACKBONE_NAMES[bb]}', f'{t} {bb}', top1('linear'), pair(P[(bb, t)]), 'K400, linear probe')
                    for t in TEMPORALS]], ['UCF', 'HMDB']

@@ -25,9 +25,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from mlfo import synthetic as S  # noqa: E402
 from mlfo.core import MLFOError, atomic_write_json, device_info, git_commit  # noqa: E402
-from mlfo.evaluate import (EvalClips, _dataset_key, build_eval_backbone, eval_datasets, extract_features,  # noqa: E402
-                           predict_features, stratified_holdout, topk_accuracy, train_linear_head)
+from mlfo.evaluate import (build_eval_backbone, eval_features, predict_features, stratified_holdout,  # noqa: E402
+                           topk_accuracy, train_linear_head)
 from reversed_pairs import chosen_records, record_setup  # noqa: E402
+
+CONTINUOUS = ('bg_lum', 'obj_brighter', 'distractor', 'size')  # targets probed by ridge regression
 
 
 def video_draws(root: str, records) -> dict:
@@ -52,7 +54,7 @@ def video_draws(root: str, records) -> dict:
                      ('distractor', np.mean([s['distractor'] for s in plan['shots']])),
                      ('size', np.mean([s['size'] for s in plan['shots']]))):
             out[k].append(v)
-    return {k: torch.tensor(np.array(v, dtype=np.float64 if k in ('bg_lum', 'obj_brighter', 'distractor', 'size') else np.int64))
+    return {k: torch.tensor(np.array(v, dtype=np.float64 if k in CONTINUOUS else np.int64))
             for k, v in out.items()}, len(prims)
 
 
@@ -80,9 +82,7 @@ def probe(rec: dict, root: str) -> dict:
     ecfg, ck, run_dir = record_setup(rec, name, root)
     t0 = time.time()
     backbone = build_eval_backbone(ecfg, ck)
-    train, test = eval_datasets(ecfg, False)
-    f = {s: extract_features(backbone, EvalClips(ds, ecfg), run_dir / 'eval' / 'features', _dataset_key(ds, ecfg), progress=False)
-         for s, ds in (('train', train), ('test', test))}
+    train, test, f = eval_features(backbone, ecfg, run_dir, progress=False)
     (dtr, n_prim), (dte, _) = video_draws(root, train.records), video_draws(root, test.records)
     tr, te, seed = f['train']['features'], f['test']['features'], ecfg.seed
     ltr, lte = f['train']['labels'], f['test']['labels']
@@ -91,7 +91,7 @@ def probe(rec: dict, root: str) -> dict:
            'glyph': categorical(ecfg, tr, te, dtr['glyph'], dte['glyph'], len(S._GLYPHS['ucf']), seed),
            'primitive': categorical(ecfg, tr, te, dtr['primitive'], dte['primitive'], n_prim, seed),
            'direction_in_pairs': categorical(ecfg, tr[pr], te[pe], dtr['reversed'][pr], dte['reversed'][pe], 2, seed)}
-    row |= {f'{k}_r2': ridge_r2(tr, te, dtr[k], dte[k]) for k in ('bg_lum', 'obj_brighter', 'distractor', 'size')}
+    row |= {f'{k}_r2': ridge_r2(tr, te, dtr[k], dte[k]) for k in CONTINUOUS}
     pre = rec['params'].get('pretrain_root') or 'data/synthetic'
     out = dict(key=rec['key'], label=rec['label'], init=rec['init'], seed=rec['seed'], epochs=rec['budget']['pretrain_epochs'],
                pretrained_on=None if rec['init'] == 'random' else pre, probed_on=root, checkpoint=str(ck),

@@ -22,7 +22,7 @@ from mlfo.results import benchmark_records, find_record, read_records, run_confi
 
 def record_setup(rec: dict, name: str, root: str) -> tuple:
     "(evaluation config on data set `name` at `root`, checkpoint, run folder) of a record, as run_ablation had them."
-    cfg, _ = run_config(**{k: v for k, v in rec['params'].items()})
+    cfg, _ = run_config(**rec['params'])
     ecfg = apply_overrides(cfg, {'eval.dataset': name, 'eval.root': root, 'eval.protocols': ['linear']})
     ev = rec['evaluations'][name]['checkpoint']
     ck = ev['path']
