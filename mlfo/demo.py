@@ -63,8 +63,11 @@ def _reevaluate(cfg, path: str, # committed checkpoint trained by `make results`
         note = f'{what} {path} is missing: `make results` (or `mlfo results --only reference`) trains it'
         print(f'{prefix} {note}')
         return None, note, None
+    from mlfo.results import check_export
+    rec = check_export(path)  # an error when the file is no longer the one its run record beside it describes
     e = read_checkpoint(path).get('epoch')
-    print(f'{prefix} re-evaluating the {what} {path} ({how.format(e=e)})')
+    made = f"; made by run {rec['label']} at commit {rec.get('commit')}" if rec else ''
+    print(f'{prefix} re-evaluating the {what} {path} ({how.format(e=e)}{made})')
     key = label.format(e=e)
     rows[key] = evaluate(cfg, path, progress=progress)
     return key, None, e

@@ -20,8 +20,8 @@ __all__ = ['SUITE_BUDGET', 'REFERENCE', 'SUPERVISED_REFERENCE', 'FIG3_K', 'FIG3_
            'BOOKKEEPING', 'EXPORT_PARTS', 'ARTEFACTS', 'BACKBONE_NAMES', 'TEMPORAL_NAMES', 'CONSTRAINT_NAMES', 'PAPER',
            'CAPTIONS', 'SYNTHETIC_NOTE', 'SUITE_ORDER', 'Budget', 'constraint_name', 'run_config', 'pretrain_key',
            'work_folder', 'run_key', 'run_label', 'data_fingerprint', 'ensure_data', 'find_record', 'read_records',
-           'export_checkpoint', 'RunInterrupted', 'run_ablation', 'RunSpec', 'suite_runs', 'eval_sets', 'repo_root',
-           'at_repo_root', 'ensure_kernel', 'notebook_params', 'execute_run', 'run_suite', 'Row', 'metric',
+           'export_checkpoint', 'check_export', 'RunInterrupted', 'run_ablation', 'RunSpec', 'suite_runs', 'eval_sets',
+           'repo_root', 'at_repo_root', 'ensure_kernel', 'notebook_params', 'execute_run', 'run_suite', 'Row', 'metric',
            'cell_values', 'artefact_table', 'markdown_table', 'missing_runs', 'write_table', 'table_rows', 'describe',
            'output_name', 'table_header', 'make_table', 'sweep_frame', 'figure3', 'load_mlfo', 'split_embeddings',
            'neighbour_agreement', 'figure5_inputs', 'make_figure3', 'describe_short', 'make_figure4', 'make_figure5',
@@ -227,6 +227,26 @@ def export_checkpoint(src: str | Path, # a pretraining checkpoint (`mlfo.pretrai
                               'commit': obj.get('commit'), 'exported_from': str(src), 'parts': list(parts),
                               'dtype': 'float16' if half else 'float32'}, dest)
 
+def check_export(path: str | Path, # an exported checkpoint (`REFERENCE`, `SUPERVISED_REFERENCE`) with its run record beside it
+                ) -> dict | None:
+    "The record of the run that wrote `path` (the `.json` beside it), after checking the file is still that run's; None without one."
+    from mlfo.evaluate import read_checkpoint
+    path = Path(path); side = path.with_suffix('.json')
+    if not side.exists(): return None
+    try: rec = json.loads(side.read_text())
+    except ValueError as e: raise MLFOError(f'{side}: not a readable run record ({e})')
+    who = f"run {rec.get('label')} ({rec.get('key')}, {side})"
+    want = (rec.get('export') or {}).get('fingerprint')  # records written since exports carry it
+    if want and (got := file_fingerprint([path])) != want:
+        raise MLFOError(f'{path}: not the file that {who} exported (fingerprint {got}, recorded {want}); rerun that run or restore the file')
+    ck = read_checkpoint(path)
+    if isinstance(ck.get('config'), dict) and 'config' in rec:
+        a, b = pretrain_key(from_dict(ck['config'])), pretrain_key(from_dict(rec['config']))
+        if a != b or ('supervised' in ck) != (rec.get('init') == 'supervised'):
+            raise MLFOError(f'{path}: trained with another config than {who} (pretraining key {a} vs {b}); '
+                            'the file was overwritten by another run: rerun that run or restore the file')
+    return rec
+
 # %% ../nbs/15_results.ipynb #d79f58be
 def _pretrain_config(cfg: MLFOConfig, work_dir) -> MLFOConfig:
     "The config a pretraining runs with: named after its key, evaluation settings at their defaults (shared by runs)."
@@ -308,7 +328,7 @@ def run_ablation(preset: str = 'tiny', K: int | None = None, E: float | None = N
     run_dir = work_folder(cfg, key, init, work_dir)
     if init == 'mlfo': ensure_data(cfg.data.dataset, cfg.data.root, progress)
     for name, root in evals: ensure_data(name, root, progress)
-    pre, checkpoint = None, 'random'
+    pre, checkpoint, exported = None, 'random', False
     if init == 'mlfo':
         pcfg = _pretrain_config(cfg, work_dir)
         t1 = time.time()
@@ -325,7 +345,7 @@ def run_ablation(preset: str = 'tiny', K: int | None = None, E: float | None = N
         checkpoint = pre['checkpoint']
         if export is not None:
             checkpoint = str(export_checkpoint(checkpoint, export))
-            pre['exported'] = checkpoint
+            pre['exported'], exported = checkpoint, True
     metrics, evaluations = {}, {}
     for name, root in evals:
         ecfg = apply_overrides(cfg, {'eval.dataset': name, 'eval.root': root})
@@ -334,7 +354,7 @@ def run_ablation(preset: str = 'tiny', K: int | None = None, E: float | None = N
             print(f'training the supervised baseline on {name}')
             ck = train_supervised(ecfg, run_dir / f'supervised-{name}', progress=progress)
             if export is not None and name == evals[0][0]:  # the baseline of the first (UCF-style) set, for `make demo`
-                atomic_write_bytes(export, Path(ck).read_bytes())
+                atomic_write_bytes(export, Path(ck).read_bytes()); exported = True
         print(f'evaluating {name} ({", ".join(ecfg.eval.protocols)})')
         rec = evaluate(ecfg, ck, out_dir=run_dir, progress=progress)  # the run folder's feature cache is shared
         metrics[name] = rec['metrics']
@@ -350,8 +370,9 @@ def run_ablation(preset: str = 'tiny', K: int | None = None, E: float | None = N
               'pretrain': pre, 'metrics': metrics, 'evaluations': evaluations, 'wall_s': round(time.time() - t0, 1),
               'device': device_info(), 'finished_at': time.strftime('%Y-%m-%dT%H:%M:%S')}
     if (end := git_commit()) != commit: record['commit_at_end'] = end  # the checkout changed while the run ran
+    if exported: record['export'] = {'path': str(export), 'fingerprint': file_fingerprint([export])}  # `check_export` compares it
     path = atomic_write_json(Path(out) / f'{label}-{key}.json', record)
-    if export is not None and (init == 'mlfo' or Path(export).exists()): atomic_write_json(Path(export).with_suffix('.json'), record)
+    if exported: atomic_write_json(Path(export).with_suffix('.json'), record)
     print(f'record: {path} ({record["wall_s"] / 60:.1f} min)')
     return record | {'path': str(path)}
 
@@ -869,6 +890,7 @@ def make_figure4(checkpoint: str | Path = REFERENCE, # pretraining or exported c
                 ) -> tuple:
     "Figure 4 for a checkpoint: neighbour strips (.png per query) and class agreement over all queries (.json)."
     from mlfo.qualitative import neighbour_figure
+    made = check_export(checkpoint)  # the run that exported it, checked (None for a pretraining checkpoint)
     cfg, model = load_mlfo(checkpoint)
     ecfg = apply_overrides(cfg, {'eval.dataset': eval_name, 'eval.root': root or DATASETS[eval_name], 'eval.n_clips': 1})
     emb = split_embeddings(model, ecfg)
@@ -880,7 +902,8 @@ def make_figure4(checkpoint: str | Path = REFERENCE, # pretraining or exported c
         figs.append(fig); paths.append(str(_save(fig, folder, name if i == 0 else f'{name}_query{q}')))
     info = {'checkpoint': str(checkpoint), 'checkpoint_fingerprint': file_fingerprint([checkpoint]), 'epoch': _epoch_of(checkpoint),
             'eval_data': eval_name, 'videos': len(names), 'k': k, 'queries': list(queries),
-            'same_class_fraction': stats, 'figures': paths, 'commit': git_commit()}
+            'same_class_fraction': stats, 'figures': paths, 'commit': git_commit(),
+            'made_by': {k: made.get(k) for k in ('key', 'label', 'commit')} if made else None}
     atomic_write_json(Path(folder) / f'{name}.json', info)
     return figs, info
 
