@@ -233,6 +233,7 @@ class SlowFast18(MultiLevelBackbone):
             self.fast_layers.append(nn.Sequential(BasicBlock3d(fast[i], fast[i + 1], stride, ((3, 3, 3), (1, 3, 3))),
                                                   BasicBlock3d(fast[i + 1], fast[i + 1], 1, ((3, 3, 3), (1, 3, 3)))))
         self.channels = {self.stage_levels[i]: slow[i + 1] + fast[i + 1] for i in (1, 2, 3)}
+        self.pathways = {self.stage_levels[i]: (slow[i + 1], fast[i + 1]) for i in (1, 2, 3)}  # level -> (slow, fast) channels, slow first
         init_weights(self)
 
     def stages_forward(self, x: Tensor, # (B, 3, T, H, W) float clip batch

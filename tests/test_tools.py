@@ -38,3 +38,16 @@ def test_video_draws_follow_the_generator(tmp_path):
     assert set(draws['primitive'].tolist()) <= set(range(n_prim))
     with pytest.raises(Exception, match='not a video of the generator'):
         NP.video_draws(str(tmp_path / 's'), [type('R', (), {'name': 'videos/Nope/v_Nope_g01_c01.avi'})()])
+
+
+def test_pathway_slice_picks_one_slowfast_pathway():
+    from mlfo.backbones import build_backbone
+    sf = build_backbone('slowfast', 16).eval()
+    x = torch.randn(2, 3, 16, 32, 32)
+    with torch.no_grad(): high = sf(x)['high'].mean(dim=(2, 3, 4))  # (B, 144): slow channels then fast channels
+    with torch.no_grad(): fast = sf.stages_forward(x)[-1][1].mean(dim=(2, 3, 4))  # (B, 16) the fast pathway alone
+    assert high[:, NP.pathway_slice(sf, 'slow')].shape[1] == 128
+    assert torch.allclose(high[:, NP.pathway_slice(sf, 'fast')], fast, atol=1e-6)
+    assert high[:, NP.pathway_slice(sf, None)].shape[1] == 144
+    with pytest.raises(Exception, match='SlowFast only'):
+        NP.pathway_slice(build_backbone('r3d18', 8), 'fast')

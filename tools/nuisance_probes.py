@@ -76,15 +76,24 @@ def ridge_r2(tr, te, ytr, yte, alpha: float = 10.0) -> float:
     return 100 * float(1 - res.var() / yte.var())
 
 
-def probe(rec: dict, root: str) -> dict:
-    "Every probe of one record's checkpoint on the UCF-style set at `root`."
+def pathway_slice(backbone, pathway: str | None) -> slice:
+    "The channels of the pooled high-level feature that one SlowFast pathway makes (all channels for None)."
+    if pathway is None: return slice(None)
+    if not hasattr(backbone, 'pathways'): raise MLFOError(f'--pathway {pathway}: {type(backbone).__name__} has one pathway (SlowFast only)')
+    n_slow = backbone.pathways['high'][0]
+    return slice(0, n_slow) if pathway == 'slow' else slice(n_slow, None)
+
+
+def probe(rec: dict, root: str, pathway: str | None = None) -> dict:
+    "Every probe of one record's checkpoint on the UCF-style set at `root` (on one SlowFast pathway's channels when asked)."
     name = rec['eval_data'][0][0]
     ecfg, ck, run_dir = record_setup(rec, name, root)
     t0 = time.time()
     backbone = build_eval_backbone(ecfg, ck)
     train, test, f = eval_features(backbone, ecfg, run_dir, progress=False)
     (dtr, n_prim), (dte, _) = video_draws(root, train.records), video_draws(root, test.records)
-    tr, te, seed = f['train']['features'], f['test']['features'], ecfg.seed
+    sl = pathway_slice(backbone, pathway)
+    tr, te, seed = f['train']['features'][..., sl], f['test']['features'][..., sl], ecfg.seed  # (N, clips, C)
     ltr, lte = f['train']['labels'], f['test']['labels']
     pr, pe = dtr['paired'].bool(), dte['paired'].bool()
     row = {'class': categorical(ecfg, tr, te, ltr, lte, len(train.classes), seed),
@@ -94,9 +103,10 @@ def probe(rec: dict, root: str) -> dict:
     row |= {f'{k}_r2': ridge_r2(tr, te, dtr[k], dte[k]) for k in CONTINUOUS}
     pre = rec['params'].get('pretrain_root') or 'data/synthetic'
     out = dict(key=rec['key'], label=rec['label'], init=rec['init'], seed=rec['seed'], epochs=rec['budget']['pretrain_epochs'],
-               pretrained_on=None if rec['init'] == 'random' else pre, probed_on=root, checkpoint=str(ck),
+               pretrained_on=None if rec['init'] == 'random' else pre, probed_on=root, checkpoint=str(ck), pathway=pathway,
+               features=tr.shape[-1],
                probes={k: round(v, 1) for k, v in row.items()}, wall_s=round(time.time() - t0, 1))
-    if root == rec['eval_data'][0][1]:  # the class probe is the record's own linear probe: it must give the same top-1
+    if root == rec['eval_data'][0][1] and pathway is None:  # the class probe is the record's own linear probe: it must give the same top-1
         out['record_top1'] = round(100 * rec['metrics'][name]['linear']['top1'], 1)
         out['matches_record'] = abs(row['class'] - out['record_top1']) < 0.05
     return out
@@ -112,6 +122,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--records', nargs='*', help='record keys (default: random init, supervised and the 160-epoch MLFO runs on every generator seed)')
     ap.add_argument('--also-on', nargs='*', default=[], help='more generated UCF-style sets to probe every pretrained checkpoint on')
+    ap.add_argument('--pathway', nargs='*', choices=['both', 'slow', 'fast'], default=['both'],
+                    help='SlowFast records: probe all channels and/or one pathway\'s channels of the high level')
     ap.add_argument('--runs', default='results/runs')
     ap.add_argument('--out', default='results/benchmarks/nuisance-probes.json')
     a = ap.parse_args(argv)
@@ -119,10 +131,11 @@ def main(argv=None) -> int:
     rows = []
     for r in recs:
         own = r['eval_data'][0][1]
-        for root in [own] + [x for x in a.also_on if x != own and r['init'] == 'mlfo']:
-            rows.append(probe(r, root))
+        roots = [own] + [x for x in a.also_on if x != own and r['init'] == 'mlfo']
+        for root, pw in [(root, pw) for root in roots for pw in a.pathway]:
+            rows.append(probe(r, root, None if pw == 'both' else pw))
             x = rows[-1]
-            print(f"{x['label'][-40:]:40s} {x['key']} on {root:24s} " + ' '.join(f'{k} {v:5.1f}' for k, v in x['probes'].items())
+            print(f"{x['label'][-40:]:40s} {x['key']} on {root:24s} {pw:4s} " + ' '.join(f'{k} {v:5.1f}' for k, v in x['probes'].items())
                   + ('' if x.get('matches_record', True) else '  (class probe DIFFERS from the record)'), flush=True)
     atomic_write_json(ROOT / a.out, {'what': 'linear probes of frozen features for the class and for nuisances of the synthetic set',
                                      'targets': CHANCE, 'command': 'python tools/nuisance_probes.py ' + ' '.join(argv or sys.argv[1:]),
