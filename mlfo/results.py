@@ -18,14 +18,15 @@ from .core import MLFOError, atomic_write_bytes, atomic_write_json, atomic_write
 __all__ = ['SUITE_BUDGET', 'REFERENCE', 'SUPERVISED_REFERENCE', 'FIG3_K', 'FIG3_E', 'CONSTRAINTS', 'TEMPORALS',
            'TABLE3_BACKBONES', 'BACKBONES', 'DATASETS', 'EVAL_SETS', 'PROTOCOLS', 'INITS', 'DEFAULT_EVAL',
            'BOOKKEEPING', 'EXPORT_PARTS', 'ARTEFACTS', 'BACKBONE_NAMES', 'TEMPORAL_NAMES', 'CONSTRAINT_NAMES', 'PAPER',
-           'CAPTIONS', 'SYNTHETIC_NOTE', 'SUITE_ORDER', 'Budget', 'constraint_name', 'run_config', 'pretrain_key',
-           'work_folder', 'run_key', 'run_label', 'data_fingerprint', 'ensure_data', 'find_record', 'read_records',
-           'export_checkpoint', 'check_export', 'RunInterrupted', 'run_ablation', 'RunSpec', 'suite_runs', 'eval_sets',
-           'repo_root', 'at_repo_root', 'ensure_kernel', 'notebook_params', 'execute_run', 'run_suite', 'Row', 'metric',
-           'cell_values', 'artefact_table', 'markdown_table', 'missing_runs', 'write_table', 'table_rows', 'describe',
-           'output_name', 'table_header', 'make_table', 'sweep_frame', 'figure3', 'load_mlfo', 'split_embeddings',
-           'neighbour_agreement', 'figure5_inputs', 'make_figure3', 'describe_short', 'make_figure4', 'make_figure5',
-           'benchmark_records', 'budget_curve', 'acceptance', 'pretrain_commands', 'suite', 'render_artefact', 'main']
+           'CAPTIONS', 'SYNTHETIC_NOTE', 'LOSS_TERMS', 'SUITE_ORDER', 'Budget', 'constraint_name', 'run_config',
+           'pretrain_key', 'work_folder', 'run_key', 'run_label', 'data_fingerprint', 'ensure_data', 'find_record',
+           'read_records', 'export_checkpoint', 'check_export', 'RunInterrupted', 'run_ablation', 'RunSpec',
+           'suite_runs', 'eval_sets', 'repo_root', 'at_repo_root', 'ensure_kernel', 'notebook_params', 'execute_run',
+           'run_suite', 'Row', 'metric', 'cell_values', 'artefact_table', 'markdown_table', 'missing_runs',
+           'write_table', 'table_rows', 'describe', 'output_name', 'table_header', 'make_table', 'loss_terms',
+           'make_loss_table', 'sweep_frame', 'figure3', 'load_mlfo', 'split_embeddings', 'neighbour_agreement',
+           'figure5_inputs', 'make_figure3', 'describe_short', 'make_figure4', 'make_figure5', 'benchmark_records',
+           'budget_curve', 'acceptance', 'pretrain_commands', 'suite', 'render_artefact', 'main']
 
 # %% ../nbs/15_results.ipynb #f0602360
 @dataclass(frozen=True)
@@ -762,6 +763,38 @@ def make_table(artefact: str, # table1 ... table4
     md, csv = write_table(output_name(artefact, preset, epochs), df, columns, table_header(artefact, specs, records),
                           specs, records, folder)
     return df, md, csv
+
+# %% ../nbs/15_results.ipynb #1842dbf2
+LOSS_TERMS = ('ins', 'sem', 'graph_low', 'graph_mid', 'graph_high', 'aug_low', 'aug_mid', 'ret_low', 'ret_mid', 'ret_high')  # (Eq. 3, 4, 10, 12, 13)
+
+def loss_terms(specs: Sequence[RunSpec], # an artefact's runs
+               records: dict, # `read_records` output
+               terms: Sequence[str] = LOSS_TERMS,
+              ):
+    "A DataFrame: per row of the MLFO runs, each loss term's last logged value, mean over the seeds with a record (NaN: no such term)."
+    import pandas as pd
+    out = []
+    for row in dict.fromkeys(s.row for s in specs if s.params.get('init', 'mlfo') == 'mlfo'):
+        keys = list(dict.fromkeys(s.key() for s in specs if s.row == row))
+        lms = [(records[k].get('pretrain') or {}).get('last_metrics') or {} for k in keys if k in records]
+        vals = {t: [m[t] for m in lms if isinstance(m.get(t), (int, float))] for t in terms}
+        out.append({'row': row, 'n': len(lms)} | {t: sum(v) / len(v) if v else float('nan') for t, v in vals.items()})
+    return pd.DataFrame(out)
+
+def make_loss_table(artefact: str, specs: Sequence[RunSpec], out: str | Path = 'results/runs',
+                    folder: str | Path = 'results/tables', preset: str = 'tiny', epochs: int | None = None) -> tuple:
+    "Write <table>_losses.md and .csv: the last logged loss terms of each row's runs; return (DataFrame, md path, csv path)."
+    records = read_records(out)
+    df = loss_terms(specs, records)
+    keep = ['row', 'n'] + [t for t in LOSS_TERMS if df[t].notna().any()]
+    lines = ['| ' + ' | '.join(keep) + ' |', '|' + '---|' * len(keep)]
+    lines += ['| ' + ' | '.join(str(r[c]) if c in ('row', 'n') else ('-' if r[c] != r[c] else f'{r[c]:.2f}') for c in keep) + ' |'
+              for _, r in df.iterrows()]
+    name = output_name(artefact, preset, epochs) + '_losses'
+    text = (f'# {artefact}: the last logged pretraining loss terms\n\nMean over the seeds with a record (n) of each run\'s last '
+            f'logged training metrics (`pretrain.last_metrics`), regenerated from results/runs/. A term near the log of its '
+            f'number of candidates (ln K for `sem`) has learned nothing.\n\n' + '\n'.join(lines) + '\n')
+    return df, atomic_write_text(Path(folder) / f'{name}.md', text), atomic_write_text(Path(folder) / f'{name}.csv', df[keep].to_csv(index=False))
 
 # %% ../nbs/15_results.ipynb #a17f0d08
 def sweep_frame(specs: Sequence[RunSpec], records: dict, param: str, # 'K' or 'E'
