@@ -36,6 +36,7 @@ class Budget:
     seeds: tuple[int, ...] = (0, 1)  # seeds per cell: tables show mean and std over them
     reference_epochs: int = 160  # the reference run (Figure 4, `make demo`): the benchmark's bar is met at this budget
     eval_data: tuple[str, ...] = ('synthetic', 'synthetic-hmdb')  # the UCF-101 and HMDB-51 stand-ins
+    finetune: tuple[str, ...] = ('eval.finetune_epochs=60', 'eval.backbone_lr_scale=1.0', 'eval.dropout=0.5')  # Table 1's finetune runs (overrides)
 
 SUITE_BUDGET = Budget()
 REFERENCE = 'results/reference/mlfo-tiny-reference.pt'  # the committed reference checkpoint
@@ -168,10 +169,11 @@ def run_key(cfg: MLFOConfig, # the run's config (its eval.dataset/root are repla
 def run_label(cfg: MLFOConfig, init: str = 'mlfo') -> str:
     "A readable file-name prefix of a run's record."
     scale = 'tiny' if cfg.preset == 'tiny' else 'paper'
-    if init != 'mlfo': return f'{scale}-{cfg.model.backbone}-{init}-seed{cfg.seed}'
+    ft = f'-finetune{cfg.eval.finetune_epochs}ep' if tuple(cfg.eval.protocols) == ('finetune',) else ''  # a finetune-only run (Table 1)
+    if init != 'mlfo': return f'{scale}-{cfg.model.backbone}-{init}-seed{cfg.seed}{ft}'
     l = cfg.loss
     return (f'{scale}-{cfg.data.dataset}-{cfg.model.backbone}-{constraint_name(cfg)}-tm_{l.temporal}'
-            f'-K{l.K}-E{l.E:g}-{cfg.optim.epochs}ep-seed{cfg.seed}')
+            f'-K{l.K}-E{l.E:g}-{cfg.optim.epochs}ep-seed{cfg.seed}{ft}')
 
 # %% ../nbs/15_results.ipynb #1cde77c8
 def data_fingerprint(root: str | Path) -> str | None:
@@ -424,8 +426,12 @@ def suite_runs(artefact: str, # a key of ARTEFACTS or 'reference'
     if artefact in ('table1', 'table4'):
         bbs = ('r3d18', 's3d') if artefact == 'table1' else ('r3d18',)
         inits = ('random', 'mlfo', 'supervised') if artefact == 'table1' else ('mlfo',)
-        return [spec(f'{init} {BACKBONE_NAMES[bb]}', backbone=bb, init=init, seed=s, protocols=full)
+        runs = [spec(f'{init} {BACKBONE_NAMES[bb]}', backbone=bb, init=init, seed=s, protocols=full)
                 for bb in bbs for init in inits for s in seeds]
+        if artefact == 'table4': return runs
+        ft = dict(protocols=['finetune'], overrides=[*base.get('overrides', []), *budget.finetune]) if tiny else dict(protocols=full)
+        return runs + [spec(f'{init} {BACKBONE_NAMES[bb]} finetune', backbone=bb, init=init, seed=s, **ft)  # the finetune column's runs
+                       for bb in bbs for init in ('random', 'mlfo') for s in seeds]
     if artefact == 'table2':  # with Table 1's random-init runs as the floor (not in the paper)
         return ([spec('random R3D-18', backbone='r3d18', init='random', seed=s, protocols=full) for s in seeds]
                 + [spec(c, constraint=c, seed=s) for c in CONSTRAINTS for s in seeds])
@@ -681,8 +687,8 @@ def table_rows(artefact: str, # table1 ... table4
             rows += [Row(f'random init {B}, linear probe', f'random {B}', top1('linear')),
                      Row(f'Ours {B}, linear probe', f'mlfo {B}', top1('linear'), pair(P[(bb, 'linear', 'K400')]), 'K400 pretraining, linear probe'),
                      Row(f'supervised {B} (labels), linear probe', f'supervised {B}', top1('linear')),
-                     Row(f'random init {B}, finetune', f'random {B}', top1('finetune')),
-                     Row(f'Ours {B}, finetune', f'mlfo {B}', top1('finetune'), pair(P[(bb, 'finetune', 'UCF')]), 'UCF-101 pretraining, finetune'),
+                     Row(f'random init {B}, finetune', f'random {B} finetune', top1('finetune')),
+                     Row(f'Ours {B}, finetune', f'mlfo {B} finetune', top1('finetune'), pair(P[(bb, 'finetune', 'UCF')]), 'UCF-101 pretraining, finetune'),
                      Row(f'Ours {B}, finetune (paper: K400)', None, {'UCF': None, 'HMDB': None}, pair(P[(bb, 'finetune', 'K400')]), 'K400 pretraining, finetune')]
         return rows, ['UCF', 'HMDB']
     if artefact == 'table2':
@@ -714,11 +720,14 @@ def describe(specs: Sequence[RunSpec], records: dict) -> str:
     commits = sorted({r.get('commit', '?')[:12] for r in found})
     fps = sorted({f'{n}={fp}' for r in found for n, fp in (r.get('data_fingerprint', {}).get('eval') or {}).items()})
     walls = [r.get('wall_s') or 0 for r in found]
+    ft = sorted({(e.finetune_epochs, e.finetune_lr, e.backbone_lr_scale, e.dropout)
+                 for e in (x.config()[0].eval for x in specs if x.row.endswith(' finetune'))})  # the finetune column's recipe(s)
+    ft = ''.join(f'finetune {n} epochs (Adam lr {lr:g}, backbone lr x{sc:g}, dropout {d:g}), ' for n, lr, sc, d in ft)
     return (f"Preset `{cfg.preset}` (backbone width {cfg.model.width}, {cfg.data.size}x{cfg.data.size} crops, "
             f"{cfg.data.clip_len}-frame clips, batch {cfg.optim.batch_size}, K={cfg.loss.K}); pretraining data `{cfg.data.dataset}` "
             f"({cfg.data.root}); evaluation on {', '.join(f'`{n}` ({r})' for n, r in evals)}. "
             f"Budget: {', '.join(map(str, epochs)) or '-'} pretraining epochs, linear probe {cfg.eval.linear_epochs} epochs, "
-            f"finetune {cfg.eval.finetune_epochs} epochs, {cfg.eval.n_clips} clips per test video. "
+            f"{ft}{cfg.eval.n_clips} clips per test video. "
             f"Seeds: {', '.join(map(str, seeds))} ({len(seeds)} per cell). Records: {len(found)} of {len(_unique(specs))} runs "
             f"({sum(walls) / 3600:.1f} hours of run wall time), commit(s) {', '.join(commits) or '-'}, data {', '.join(fps) or '-'}.")
 

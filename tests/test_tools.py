@@ -51,3 +51,18 @@ def test_pathway_slice_picks_one_slowfast_pathway():
     assert high[:, NP.pathway_slice(sf, None)].shape[1] == 144
     with pytest.raises(Exception, match='SlowFast only'):
         NP.pathway_slice(build_backbone('r3d18', 8), 'fast')
+
+
+def test_finetune_recipes_are_valid_overrides_and_the_suite_uses_b():
+    import finetune_recipe as FR
+    from mlfo.config import apply_overrides
+    from mlfo.results import SUITE_BUDGET, run_config
+    cfg, _ = run_config(eval_data='synthetic-hmdb', protocols=['finetune'])
+    for name, over in FR.RECIPES.items():
+        e = apply_overrides(cfg, over).eval
+        assert (e.finetune_lr, e.backbone_lr_scale, e.dropout) != (0, 0, 0), name
+    a = apply_overrides(cfg, FR.RECIPES['A']).eval
+    assert (a.backbone_lr_scale, a.dropout) == (0.1, 0.9)  # A is the preset's own (CoCLR's) recipe
+    suite = apply_overrides(cfg, dict(o.split('=') for o in SUITE_BUDGET.finetune)).eval
+    b = apply_overrides(cfg, FR.RECIPES['B']).eval
+    assert (suite.finetune_lr, suite.backbone_lr_scale, suite.dropout) == (b.finetune_lr, b.backbone_lr_scale, b.dropout)
