@@ -84,6 +84,7 @@ class LossConfig:
     graph_levels: tuple[str, ...] = choice(('low', 'mid', 'high'), *LEVELS)  # levels that get L_mul; the authors' code includes high
     temporal: str = choice('ours', 'none', 'conventional', 'ours')  # temporal modelling (Table 3)
     temporal_augs: tuple[str, ...] = choice(('reverse',), 'reverse', 'shuffle')  # Aug_k of Eq. 12 (the code uses reverse only)
+    retrieval_steps: str = choice('full', 'full', 'authors')  # t of Eq. 13 per level: 'full' the level's own time steps, 'authors' 8/4/2 (the same for R3D-18)
     level_weights: tuple[float, float, float] = fixed((0.3, 0.5, 1.0))  # weight of each level's terms: low, mid, high
     sem_weight: float = 0.5  # weight of L_sem
     E: float = 0.2  # first-stage fraction of the epochs (high level only), Fig. 3

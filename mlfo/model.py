@@ -17,7 +17,7 @@ from .distributed import all_gather, rank_slice, get_rank, get_world_size
 from .instance import instance_loss
 from .prototypes import Prototypes, ProtoHead, LogitQueue, semantic_targets, swapped_loss
 from .graph import graph_targets, multilevel_loss
-from .temporal import (TemporalAugHead, RetrievalHead, aug_loss, retrieval_loss, conventional_negatives,
+from .temporal import (RETRIEVAL_STEPS, TemporalAugHead, RetrievalHead, aug_loss, retrieval_loss, conventional_negatives,
                            instance_loss_with_extra_negatives)
 
 # %% ../nbs/09_model.ipynb #0483cfcb
@@ -115,5 +115,6 @@ class MLFO(nn.Module):
             q2, n2 = head.embed_with_augs(fb[r], l.temporal_augs)
             add(f'aug_{r}', aug_loss(q1, q2, (n1, n2), l.tau, offset=own), self.weight[r])
         for r, head in self.ret_heads.items():
-            add(f'ret_{r}', retrieval_loss(*head(feats[r]).split(B), l.tau), self.weight[r])  # A, B and long in one call
+            t = RETRIEVAL_STEPS[r] if l.retrieval_steps == 'authors' else None  # None: every time step of the level
+            add(f'ret_{r}', retrieval_loss(*head(feats[r]).split(B), l.tau, t=t), self.weight[r])  # A, B and long in one call
         return {'loss': total, 'terms': terms}

@@ -17,16 +17,16 @@ from .core import MLFOError, atomic_write_bytes, atomic_write_json, atomic_write
 # %% auto #0
 __all__ = ['SUITE_BUDGET', 'REFERENCE', 'SUPERVISED_REFERENCE', 'FIG3_K', 'FIG3_E', 'CONSTRAINTS', 'TEMPORALS',
            'TABLE3_BACKBONES', 'BACKBONES', 'DATASETS', 'EVAL_SETS', 'PROTOCOLS', 'INITS', 'DEFAULT_EVAL',
-           'BOOKKEEPING', 'EXPORT_PARTS', 'ARTEFACTS', 'BACKBONE_NAMES', 'TEMPORAL_NAMES', 'CONSTRAINT_NAMES', 'PAPER',
-           'CAPTIONS', 'SYNTHETIC_NOTE', 'LOSS_TERMS', 'SUITE_ORDER', 'Budget', 'constraint_name', 'run_config',
-           'pretrain_key', 'work_folder', 'run_key', 'run_label', 'data_fingerprint', 'ensure_data', 'find_record',
-           'read_records', 'export_checkpoint', 'check_export', 'RunInterrupted', 'run_ablation', 'RunSpec',
-           'suite_runs', 'eval_sets', 'repo_root', 'at_repo_root', 'ensure_kernel', 'notebook_params', 'execute_run',
-           'run_suite', 'Row', 'metric', 'cell_values', 'artefact_table', 'markdown_table', 'missing_runs',
-           'write_table', 'table_rows', 'describe', 'output_name', 'table_header', 'make_table', 'loss_terms',
-           'make_loss_table', 'sweep_frame', 'figure3', 'load_mlfo', 'split_embeddings', 'neighbour_agreement',
-           'figure5_inputs', 'make_figure3', 'describe_short', 'make_figure4', 'make_figure5', 'benchmark_records',
-           'budget_curve', 'acceptance', 'pretrain_commands', 'suite', 'render_artefact', 'main']
+           'BOOKKEEPING', 'ADDED_LATER', 'EXPORT_PARTS', 'ARTEFACTS', 'BACKBONE_NAMES', 'TEMPORAL_NAMES',
+           'CONSTRAINT_NAMES', 'PAPER', 'CAPTIONS', 'SYNTHETIC_NOTE', 'LOSS_TERMS', 'SUITE_ORDER', 'Budget',
+           'constraint_name', 'run_config', 'pretrain_key', 'work_folder', 'run_key', 'run_label', 'data_fingerprint',
+           'ensure_data', 'find_record', 'read_records', 'export_checkpoint', 'check_export', 'RunInterrupted',
+           'run_ablation', 'RunSpec', 'suite_runs', 'eval_sets', 'repo_root', 'at_repo_root', 'ensure_kernel',
+           'notebook_params', 'execute_run', 'run_suite', 'Row', 'metric', 'cell_values', 'artefact_table',
+           'markdown_table', 'missing_runs', 'write_table', 'table_rows', 'describe', 'output_name', 'table_header',
+           'make_table', 'loss_terms', 'make_loss_table', 'sweep_frame', 'figure3', 'load_mlfo', 'split_embeddings',
+           'neighbour_agreement', 'figure5_inputs', 'make_figure3', 'describe_short', 'make_figure4', 'make_figure5',
+           'benchmark_records', 'budget_curve', 'acceptance', 'pretrain_commands', 'suite', 'render_artefact', 'main']
 
 # %% ../nbs/15_results.ipynb #f0602360
 @dataclass(frozen=True)
@@ -132,12 +132,16 @@ def run_config(preset: str = 'tiny', # PRESET: 'tiny' or a paper preset (mlfo.co
 
 # %% ../nbs/15_results.ipynb #c04d693a
 BOOKKEEPING = ('name', 'preset', 'out_dir', 'device', 'data.num_workers')  # settings that do not change a run's numbers
+ADDED_LATER = {'loss.retrieval_steps': 'full'}  # settings added after records existed: at this value (the old behaviour) they leave keys unchanged
 
 def _canonical(cfg: MLFOConfig, with_eval: bool = True) -> dict:
     d = json.loads(json.dumps(cfg.to_dict()))  # tuples -> lists
     for key in BOOKKEEPING:
         *group, name = key.split('.')
         (d[group[0]] if group else d).pop(name, None)
+    for key, old in ADDED_LATER.items():
+        group, name = key.split('.')
+        if d[group].get(name) == old: d[group].pop(name)
     if not with_eval: d.pop('eval')
     else:
         d['eval'].pop('dataset'); d['eval'].pop('root')
