@@ -32,13 +32,12 @@ def main(argv=None) -> int:
     ap.add_argument('--out', default='results/benchmarks/finetune-recipe.json')
     a = ap.parse_args(argv)
     at_repo_root()
-    cfg, _ = run_config(eval_data='synthetic-hmdb', protocols=['finetune'], seed=a.seed)
+    cfg, [(name, root)] = run_config(eval_data='synthetic-hmdb', protocols=['finetune'], seed=a.seed)
     rows = []
     for epochs in a.epochs:
         for rec in a.recipes:
             for init in ('random', a.checkpoint):
-                c = apply_overrides(cfg, {'eval.dataset': 'synthetic-hmdb', 'eval.root': 'data/synthetic-hmdb',
-                                          'eval.finetune_epochs': epochs, **RECIPES[rec]})
+                c = apply_overrides(cfg, {'eval.dataset': name, 'eval.root': root, 'eval.finetune_epochs': epochs, **RECIPES[rec]})
                 t = time.time()
                 with tempfile.TemporaryDirectory() as d: m = evaluate(c, init, out_dir=d)['metrics']['finetune']
                 rows.append({'recipe': rec, 'overrides': RECIPES[rec], 'epochs': epochs, 'init': 'random' if init == 'random' else 'checkpoint',
