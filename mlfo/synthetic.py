@@ -144,6 +144,7 @@ class SynthSpec:
     distractor_p: float = 0.5  # probability that a shot has a distractor glyph
     quality: int = 2  # mpeg4 qscale (2 best, 31 worst)
     glyph_per: str = 'video'  # 'video': one object glyph for the whole video; 'shot': a new glyph at every cut
+    lum_per: str = 'shot'  # 'shot': brightness (object and background luminance, gain) redrawn at every cut; 'video': kept
 
     n_classes: int = 0  # use the first n classes in alphabetical order (0: all); for tests
 
@@ -155,10 +156,21 @@ class SynthSpec:
 
 def _lum(c): return c @ np.array([0.299, 0.587, 0.114])
 
+def _relum(c, lum, steps: int = 1):
+    "Colour `c` shifted towards luminance `lum` (clipping leaves it close; more `steps` bring it closer)."
+    for _ in range(steps): c = np.clip(c + (lum - _lum(c)), 0, 1)
+    return c
+
 def _colour(rng, lum):
     "A random colour with luminance close to `lum`."
-    c = rng.random(3)
-    return np.clip(c + (lum - _lum(c)), 0, 1)
+    return _relum(rng.random(3), lum)
+
+def _luminances(rng):
+    "Background and object luminance of a shot (the object at least 0.3 brighter or darker)."
+    bg_lum = rng.uniform(0.25, 0.75)
+    obj_lum = bg_lum + rng.choice([-1, 1]) * rng.uniform(0.3, 0.45)
+    if not 0.05 < obj_lum < 0.95: obj_lum = bg_lum - np.sign(obj_lum - bg_lum) * abs(obj_lum - bg_lum)
+    return bg_lum, obj_lum
 
 def _shot_draw(rng, spec: SynthSpec) -> dict:
     "Random nuisances of one shot: where, how big, how fast, what colours, which background."
@@ -167,9 +179,7 @@ def _shot_draw(rng, spec: SynthSpec) -> dict:
     path = rng.uniform(0.3, 0.55) * S
     margin = size * 0.6
     cx, cy = rng.uniform(margin + 0.25 * S, S - margin - 0.25 * S, size=2)
-    bg_lum = rng.uniform(0.25, 0.75)
-    obj_lum = bg_lum + rng.choice([-1, 1]) * rng.uniform(0.3, 0.45)
-    if not 0.05 < obj_lum < 0.95: obj_lum = bg_lum - np.sign(obj_lum - bg_lum) * abs(obj_lum - bg_lum)
+    bg_lum, obj_lum = _luminances(rng)
     return dict(
         cx=cx, cy=cy, size=size, path=path, angle=rng.uniform(-np.pi, np.pi),
         ratio=rng.uniform(2.0, 3.0), spin=rng.uniform(2.0, 4.0), phase=rng.uniform(0, 2 * np.pi),
@@ -201,12 +211,20 @@ def plan_video(seed: int, spec: SynthSpec, label: int, index: int) -> dict:
     plan = dict(cls=spec.classes()[label], glyph=glyph, shots=shots, noise_seed=int(rng.integers(2**31)))
     if spec.glyph_per == 'shot':  # drawn after everything else: the 'video' plans keep every draw of generator 1.0
         for sh in shots: sh['glyph'] = int(rng.integers(len(_GLYPHS[spec.kind])))
+    if spec.lum_per == 'video':  # one brightness per video, drawn last; each shot keeps its own hues
+        bg_lum, obj_lum = _luminances(rng)
+        gain = rng.uniform(0.85, 1.15)
+        for sh in shots:
+            sh['obj_rgb'] = tuple(_relum(c, obj_lum, 20) for c in sh['obj_rgb'])
+            sh['bg_rgb'] = (_relum(sh['bg_rgb'][0], bg_lum - 0.15, 20), _relum(sh['bg_rgb'][1], bg_lum + 0.15, 20))
+            sh['gain'] = gain
     return plan
 
 def spec_dict(spec: SynthSpec) -> dict:
     "The settings a manifest records: settings added after generator 1.0 only where they differ from 1.0's behaviour."
     d = asdict(spec)
     if d['glyph_per'] == 'video': del d['glyph_per']  # sets made before the setting existed keep their manifest
+    if d['lum_per'] == 'shot': del d['lum_per']
     return json.loads(json.dumps(d))
 
 # %% ../nbs/03d_synthetic.ipynb #9c414ad5
@@ -395,6 +413,7 @@ def generate(root: str | Path, # output folder (created)
     if unknown: raise MLFOError(f'unknown synthetic setting(s) {sorted(unknown)}: one of {", ".join(SynthSpec.__dataclass_fields__)}')
     spec = SynthSpec(**{**settings, 'kind': kind, 'shot_len': tuple(settings.get('shot_len', SynthSpec.shot_len))})
     if spec.glyph_per not in ('video', 'shot'): raise MLFOError(f"glyph_per={spec.glyph_per!r}: one of 'video', 'shot'")
+    if spec.lum_per not in ('video', 'shot'): raise MLFOError(f"lum_per={spec.lum_per!r}: one of 'shot', 'video'")
     if not 1 <= spec.shot_len[0] <= spec.shot_len[1] or spec.shot_len[1] < 2:
         raise MLFOError(f'shot_len={spec.shot_len}: need 1 <= min <= max and max >= 2')
     root, t0 = Path(root), time.time()

@@ -108,3 +108,25 @@ def test_glyph_per_shot(sets, tmp_path):
     assert any((read_avi(p) != read_avi(tmp_path / 'shot' / p.relative_to(d / 'a'))).any() for p in v)
     with pytest.raises(Exception, match='glyph_per'):
         generate(tmp_path / 'bad', seed=0, kind='ucf', workers=1, progress=False, glyph_per='frame', **TINY)
+
+
+def test_lum_per_video(sets, tmp_path):
+    "One brightness per video: object and background luminance and gain kept across cuts; the default manifest unchanged."
+    from mlfo.synthetic import SynthSpec, _lum, plan_video
+    d, s = sets
+    assert 'lum_per' not in json.loads((d / 'a' / 'manifest.json').read_text())['spec']
+    out = generate(tmp_path / 'lum', seed=0, kind='ucf', workers=1, progress=False, lum_per='video', **TINY)
+    assert json.loads((tmp_path / 'lum' / 'manifest.json').read_text())['spec']['lum_per'] == 'video'
+    assert out['fingerprint'] != s['a']['fingerprint']
+    spec = SynthSpec(**{**TINY, 'lum_per': 'video'})
+    for i in range(3):
+        shots = plan_video(0, spec, 1, i)['shots']
+        assert len(shots) > 1
+        for key in ('obj_rgb', 'bg_rgb'):
+            lums = [np.mean([_lum(c) for c in sh[key]]) for sh in shots]
+            assert np.ptp(lums) < 0.01, (key, lums)
+        assert len({sh['gain'] for sh in shots}) == 1
+    frames = read_avi(tmp_path / 'lum' / 'videos' / 'Blink' / 'v_Blink_g01_c01.avi')
+    assert frames.shape == (12, 24, 24, 3)
+    with pytest.raises(Exception, match='lum_per'):
+        generate(tmp_path / 'bad', seed=0, kind='ucf', workers=1, progress=False, lum_per='frame', **TINY)
