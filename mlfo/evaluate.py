@@ -490,6 +490,7 @@ def finetune(backbone: nn.Module, # trained in place (pass a copy to keep the or
              weight_decay: float | None = None, # default cfg.eval.finetune_wd
              batch_size: int | None = None, # default cfg.eval.batch_size
              val_every: int = 1, # score the held-out videos every this many epochs (and at the last)
+             state_path: str | Path | None = None, # resumable: the training state is written here at every epoch end, and resumed from
             ) -> tuple[Classifier, dict]:
     "Train backbone and head with labels (Adam; backbone lr scaled); epoch chosen on the held-out videos."
     e = cfg.eval
@@ -506,7 +507,22 @@ def finetune(backbone: nn.Module, # trained in place (pass a copy to keep the or
                                          num_workers=cfg.data.num_workers, generator=torch.Generator().manual_seed(seed))
     dev = _device_of(backbone)
     hist, best, best_acc = {'loss': [], 'val_top1': [], 'best_epoch': epochs, 'steps': 0}, None, -1.0
-    for epoch in range(1, epochs + 1):
+    done = 0
+    if state_path is not None:
+        state_path = Path(state_path)
+        # what the state belongs to: a state of other settings or other starting weights is never resumed
+        setting = dict(epochs=epochs, lr=lr, scale=scale, batch_size=bs, seed=seed, n_classes=n_classes, clips=len(train_clips),
+                       dropout=model.dropout.p, weight_decay=opt.param_groups[0]['weight_decay'], start=state_hash(model))
+        if state_path.exists():
+            st = torch.load(state_path, map_location='cpu', weights_only=False)
+            if st.get('setting') != setting:
+                raise MLFOError(f'{state_path}: a finetuning state of other settings or starting weights '
+                                f'({st.get("setting")} against {setting}); delete it to start this one over')
+            model.load_state_dict(st['model']); opt.load_state_dict(st['opt'])
+            hist, best, best_acc, done = st['hist'], st['best'], st['best_acc'], st['epoch']
+            loader.generator.set_state(st['loader_rng']); torch.set_rng_state(st['rng'])
+            if st.get('cuda_rng') is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda_rng'])
+    for epoch in range(done + 1, epochs + 1):
         _set_epoch(train_clips, epoch)  # new random clips, crops and flips every epoch
         model.train(); total, seen = 0.0, 0
         for x, y in loader:
@@ -520,7 +536,13 @@ def finetune(backbone: nn.Module, # trained in place (pass a copy to keep the or
             acc = topk_accuracy(*predict_clips(model, val_clips, e.batch_size), (1,))['top1']
             hist['val_top1'].append(acc)
             if acc > best_acc: best_acc, best, hist['best_epoch'] = acc, copy.deepcopy(model.state_dict()), epoch
+        if state_path is not None and epoch < epochs:  # everything the next epoch depends on, written atomically
+            atomic_torch_save({'setting': setting, 'epoch': epoch, 'model': model.state_dict(), 'opt': opt.state_dict(),
+                               'hist': hist, 'best': best, 'best_acc': best_acc, 'loader_rng': loader.generator.get_state(),
+                               'rng': torch.get_rng_state(),
+                               'cuda_rng': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}, state_path)
     if best is not None: model.load_state_dict(best)
+    if state_path is not None: state_path.unlink(missing_ok=True)  # the caller saves the result
     return model.eval(), hist
 
 # %% ../nbs/11_evaluate.ipynb #7b9ab2c2
@@ -601,6 +623,11 @@ def _resolve_device(cfg: MLFOConfig) -> torch.device:
 def _run_dir(cfg: MLFOConfig, out_dir) -> Path:
     return Path(out_dir) if out_dir is not None else Path(cfg.out_dir) / cfg.name
 
+def _stem(checkpoint) -> str:
+    "The name an evaluation's files take from its checkpoint."
+    return 'random' if checkpoint is None or str(checkpoint) == 'random' else Path(checkpoint).stem
+
+
 # %% ../nbs/11_evaluate.ipynb #19c45519
 def evaluate(cfg: MLFOConfig, # eval.* (protocols, data set, recipe), data.* (clips), model.* (backbone)
              checkpoint: str | Path | None, # checkpoint file; None or 'random': random initialisation
@@ -635,7 +662,8 @@ def evaluate(cfg: MLFOConfig, # eval.* (protocols, data set, recipe), data.* (cl
     if 'finetune' in e.protocols:
         sub = lambda ds, idx: torch.utils.data.Subset(ds, idx.tolist())
         model, hist = finetune(copy.deepcopy(backbone), sub(TrainClips(train, cfg, cfg.seed), fit), n_classes, cfg,
-                               sub(EvalClips(train, cfg), held) if len(held) else None, seed=cfg.seed)
+                               sub(EvalClips(train, cfg), held) if len(held) else None, seed=cfg.seed,
+                               state_path=run / 'eval' / f'{_stem(checkpoint)}-{e.dataset}-split{e.split}-finetune.state.pt')
         probs, labels = predict_clips(model, EvalClips(test, cfg), e.batch_size, cfg.data.num_workers)
         metrics['finetune'] = {**topk_accuracy(probs, labels), 'best_epoch': hist['best_epoch'],
                                'holdout_top1': max(hist['val_top1'], default=None)}
@@ -649,7 +677,7 @@ def evaluate(cfg: MLFOConfig, # eval.* (protocols, data set, recipe), data.* (cl
                     'videos': {'train': len(fit), 'holdout': len(held), 'test': len(test)}},
         'split': e.split, 'protocols': list(e.protocols), 'metrics': metrics,
         'wall_s': round(time.time() - t0, 3), 'device': device_info(dev)}
-    stem = ck.stem if ck else 'random'
+    stem = _stem(checkpoint)
     record['path'] = str(atomic_write_json(run / 'eval' / f'{stem}-{e.dataset}-split{e.split}.json', record))
     return record
 
@@ -672,7 +700,8 @@ def train_supervised(cfg: MLFOConfig, # model.*, eval.* (data set, finetune reci
                            sub(EvalClips(train, cfg), held) if len(held) else None,
                            epochs=epochs, dropout=e.supervised_dropout if dropout is None else dropout, backbone_lr_scale=1.0,
                            seed=cfg.seed, lr=e.supervised_lr, weight_decay=e.supervised_wd, batch_size=e.supervised_batch_size,
-                           val_every=max(1, epochs // 24))  # the held-out score 24 times in all
+                           val_every=max(1, epochs // 24),  # the held-out score 24 times in all
+                           state_path=_run_dir(cfg, out_dir) / 'supervised.state.pt')  # a killed run resumes at its last epoch
     state = {f'backbone.{k}': v.cpu() for k, v in model.backbone.state_dict().items()}
     state.update({f'head.{k}': v.cpu() for k, v in model.head.state_dict().items()})
     path = _run_dir(cfg, out_dir) / 'supervised.pt'
