@@ -691,6 +691,11 @@ def train_supervised(cfg: MLFOConfig, # model.*, eval.* (data set, finetune reci
     "Train backbone + linear head from scratch on the labelled training split (cfg.eval.supervised_*); save a checkpoint; return its path."
     e = cfg.eval
     epochs = e.supervised_epochs if epochs is None else epochs
+    recipe = dict(epochs=epochs, dropout=e.supervised_dropout if dropout is None else dropout)
+    path = _run_dir(cfg, out_dir) / 'supervised.pt'
+    if path.exists():  # a finished baseline of this config and recipe (its run was killed while evaluating it) is kept
+        saved = torch.load(path, map_location='cpu', weights_only=False)
+        if saved.get('config') == cfg.to_dict() and saved.get('supervised', {}).get('recipe') == recipe: return path
     train, _ = eval_datasets(cfg, progress)
     backbone = build_eval_backbone(cfg, None).to(_resolve_device(cfg))
     labels = torch.tensor([r.label for r in train.records])
@@ -698,15 +703,14 @@ def train_supervised(cfg: MLFOConfig, # model.*, eval.* (data set, finetune reci
     sub = lambda ds, idx: torch.utils.data.Subset(ds, idx.tolist())
     model, hist = finetune(backbone, sub(TrainClips(train, cfg, cfg.seed), fit), len(train.classes), cfg,
                            sub(EvalClips(train, cfg), held) if len(held) else None,
-                           epochs=epochs, dropout=e.supervised_dropout if dropout is None else dropout, backbone_lr_scale=1.0,
+                           epochs=epochs, dropout=recipe['dropout'], backbone_lr_scale=1.0,
                            seed=cfg.seed, lr=e.supervised_lr, weight_decay=e.supervised_wd, batch_size=e.supervised_batch_size,
                            val_every=max(1, epochs // 24),  # the held-out score 24 times in all
                            state_path=_run_dir(cfg, out_dir) / 'supervised.state.pt')  # a killed run resumes at its last epoch
     state = {f'backbone.{k}': v.cpu() for k, v in model.backbone.state_dict().items()}
     state.update({f'head.{k}': v.cpu() for k, v in model.head.state_dict().items()})
-    path = _run_dir(cfg, out_dir) / 'supervised.pt'
     atomic_torch_save({'config': cfg.to_dict(), 'model': state, 'epoch': hist['best_epoch'], 'step': hist['steps'],
-                       'supervised': {'classes': train.classes, 'holdout_top1': hist['val_top1']}}, path)
+                       'supervised': {'classes': train.classes, 'holdout_top1': hist['val_top1'], 'recipe': recipe}}, path)
     return path
 
 # %% ../nbs/11_evaluate.ipynb #e95b4e2c
