@@ -61,15 +61,21 @@ def make_step(cfg: MLFOConfig, # model and loss settings
 def _sync(device):
     if device.type == 'cuda': torch.cuda.synchronize(device)
 
+def _median(xs): return sorted(xs)[len(xs) // 2]
+
+def _timed(step, views, n: int, device) -> list[float]:
+    "Seconds of each of `n` steps, the device synchronised after each."
+    times = []
+    for _ in range(n):
+        t = time.perf_counter(); step(views); _sync(device); times.append(time.perf_counter() - t)
+    return times
+
 def time_step(step, views, steps: int = 20, warmup: int = 5, device=None) -> float:
     "Seconds per step (median of `steps` timed steps after `warmup`)."
     device = device or views['a'].device
     for _ in range(warmup): step(views)
     _sync(device)
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter(); step(views); _sync(device); times.append(time.perf_counter() - t)
-    return sorted(times)[len(times) // 2]
+    return _median(_timed(step, views, steps, device))
 
 def step_flops(step, views) -> int:
     "FLOPs of one step (forward + backward), counted by torch.utils.flop_counter."
@@ -101,7 +107,7 @@ def step_benchmark(cfg: MLFOConfig, # model / loss settings (cfg.model.backbone,
         layout = torch.channels_last_3d if device.type == 'cuda' and v != 'mlfo_fp32' else torch.contiguous_format
         views = {k: x.contiguous(memory_format=layout) for k, x in base.items()}
         if device.type == 'cuda': torch.cuda.reset_peak_memory_stats(device)
-        time_step(step, views, 1, warmup, device)
+        _timed(step, views, warmup, device)
         rec = {}
         if device.type == 'cuda':  # this variant's own peak: what the variants built before it hold is not counted
             rec['peak_mem_gib'] = (torch.cuda.max_memory_allocated(device) - held) / 2**30
@@ -115,14 +121,11 @@ def step_benchmark(cfg: MLFOConfig, # model / loss settings (cfg.model.backbone,
     for n in per:
         med = {}
         for v in variants:
-            step, views = run[v]
-            ts = []
-            for _ in range(n):
-                t = time.perf_counter(); step(views); _sync(device); ts.append(time.perf_counter() - t)
-            times[v] += ts; med[v] = sorted(ts)[len(ts) // 2]
+            ts = _timed(*run[v], n, device)
+            times[v] += ts; med[v] = _median(ts)
         round_med.append(med)
     for v in variants:
-        ts = sorted(times[v]); sec = ts[len(ts) // 2]
+        ts = sorted(times[v]); sec = _median(ts)
         rec = out['variants'][v]
         rec.update(s_per_step=sec, samples_per_s=batch / sec, s_per_step_q1_q3=(ts[len(ts) // 4], ts[(3 * len(ts)) // 4]))
         if 'tflop_per_step' in rec: rec['tflops_achieved'] = rec['tflop_per_step'] / sec
@@ -131,7 +134,7 @@ def step_benchmark(cfg: MLFOConfig, # model / loss settings (cfg.model.backbone,
     vs = out['variants']
     def ratio(a, b):  # median over rounds of the within-round ratio, and its range
         rs = sorted(m[a] / m[b] for m in round_med)
-        return rs[len(rs) // 2], (rs[0], rs[-1])
+        return _median(rs), (rs[0], rs[-1])
     if 'bare' in vs and 'mlfo' in vs:
         r, rng = ratio('mlfo', 'bare')
         out['mlfo_over_bare_time'] = r    # issue target <= 1.3 (CPU, tiny)

@@ -623,11 +623,6 @@ def _resolve_device(cfg: MLFOConfig) -> torch.device:
 def _run_dir(cfg: MLFOConfig, out_dir) -> Path:
     return Path(out_dir) if out_dir is not None else Path(cfg.out_dir) / cfg.name
 
-def _stem(checkpoint) -> str:
-    "The name an evaluation's files take from its checkpoint."
-    return 'random' if checkpoint is None or str(checkpoint) == 'random' else Path(checkpoint).stem
-
-
 # %% ../nbs/11_evaluate.ipynb #19c45519
 def evaluate(cfg: MLFOConfig, # eval.* (protocols, data set, recipe), data.* (clips), model.* (backbone)
              checkpoint: str | Path | None, # checkpoint file; None or 'random': random initialisation
@@ -637,6 +632,8 @@ def evaluate(cfg: MLFOConfig, # eval.* (protocols, data set, recipe), data.* (cl
     "Run `cfg.eval.protocols` on a checkpoint; return the record and write it as JSON in the run folder."
     t0 = time.time()
     e, run = cfg.eval, _run_dir(cfg, out_dir)
+    ck = None if checkpoint is None or str(checkpoint) == 'random' else Path(checkpoint)
+    stem = ck.stem if ck else 'random'  # the evaluation's files are named after its checkpoint
     dev = _resolve_device(cfg)
     backbone = build_eval_backbone(cfg, checkpoint).to(dev)
     frozen = state_hash(backbone)
@@ -663,12 +660,11 @@ def evaluate(cfg: MLFOConfig, # eval.* (protocols, data set, recipe), data.* (cl
         sub = lambda ds, idx: torch.utils.data.Subset(ds, idx.tolist())
         model, hist = finetune(copy.deepcopy(backbone), sub(TrainClips(train, cfg, cfg.seed), fit), n_classes, cfg,
                                sub(EvalClips(train, cfg), held) if len(held) else None, seed=cfg.seed,
-                               state_path=run / 'eval' / f'{_stem(checkpoint)}-{e.dataset}-split{e.split}-finetune.state.pt')
+                               state_path=run / 'eval' / f'{stem}-{e.dataset}-split{e.split}-finetune.state.pt')
         probs, labels = predict_clips(model, EvalClips(test, cfg), e.batch_size, cfg.data.num_workers)
         metrics['finetune'] = {**topk_accuracy(probs, labels), 'best_epoch': hist['best_epoch'],
                                'holdout_top1': max(hist['val_top1'], default=None)}
         if pairs: metrics['finetune']['reversed_pairs'] = pair_accuracy(probs, labels, pairs)
-    ck = None if checkpoint is None or str(checkpoint) == 'random' else Path(checkpoint)
     record = {
         'kind': 'evaluation', 'config': cfg.to_dict(),
         'checkpoint': {'path': str(ck) if ck else 'random', 'fingerprint': file_fingerprint([ck]) if ck else None,
@@ -677,7 +673,6 @@ def evaluate(cfg: MLFOConfig, # eval.* (protocols, data set, recipe), data.* (cl
                     'videos': {'train': len(fit), 'holdout': len(held), 'test': len(test)}},
         'split': e.split, 'protocols': list(e.protocols), 'metrics': metrics,
         'wall_s': round(time.time() - t0, 3), 'device': device_info(dev)}
-    stem = _stem(checkpoint)
     record['path'] = str(atomic_write_json(run / 'eval' / f'{stem}-{e.dataset}-split{e.split}.json', record))
     return record
 
@@ -692,7 +687,8 @@ def train_supervised(cfg: MLFOConfig, # model.*, eval.* (data set, finetune reci
     e = cfg.eval
     epochs = e.supervised_epochs if epochs is None else epochs
     recipe = dict(epochs=epochs, dropout=e.supervised_dropout if dropout is None else dropout)
-    path = _run_dir(cfg, out_dir) / 'supervised.pt'
+    run = _run_dir(cfg, out_dir)
+    path = run / 'supervised.pt'
     if path.exists():  # a finished baseline of this config and recipe (its run was killed while evaluating it) is kept
         saved = torch.load(path, map_location='cpu', weights_only=False)
         if saved.get('config') == cfg.to_dict() and saved.get('supervised', {}).get('recipe') == recipe: return path
@@ -706,7 +702,7 @@ def train_supervised(cfg: MLFOConfig, # model.*, eval.* (data set, finetune reci
                            epochs=epochs, dropout=recipe['dropout'], backbone_lr_scale=1.0,
                            seed=cfg.seed, lr=e.supervised_lr, weight_decay=e.supervised_wd, batch_size=e.supervised_batch_size,
                            val_every=max(1, epochs // 24),  # the held-out score 24 times in all
-                           state_path=_run_dir(cfg, out_dir) / 'supervised.state.pt')  # a killed run resumes at its last epoch
+                           state_path=run / 'supervised.state.pt')  # a killed run resumes at its last epoch
     state = {f'backbone.{k}': v.cpu() for k, v in model.backbone.state_dict().items()}
     state.update({f'head.{k}': v.cpu() for k, v in model.head.state_dict().items()})
     atomic_torch_save({'config': cfg.to_dict(), 'model': state, 'epoch': hist['best_epoch'], 'step': hist['steps'],

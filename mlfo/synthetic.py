@@ -14,10 +14,10 @@ import numpy as np
 from .core import MLFOError, atomic_write_json, atomic_write_text, file_fingerprint
 
 # %% auto #0
-__all__ = ['PRIMITIVES', 'UCF_CLASSES', 'HMDB_CLASSES', 'CLASSES', 'GENERATOR_VERSION', 'UCF_SPLIT_DIR', 'HMDB_SPLIT_DIR',
-           'UCF_LINE', 'HMDB_LINE', 'reversed_pairs', 'motion', 'glyph_texture', 'SynthSpec', 'plan_video', 'spec_dict',
-           'render', 'write_avi', 'read_avi', 'video_list', 'ucf_test_groups', 'hmdb_codes', 'split_files', 'generate',
-           'dataset_fingerprint', 'check_layout', 'main_synth']
+__all__ = ['PRIMITIVES', 'UCF_CLASSES', 'HMDB_CLASSES', 'CLASSES', 'ADDED_SETTINGS', 'GENERATOR_VERSION', 'UCF_SPLIT_DIR',
+           'HMDB_SPLIT_DIR', 'UCF_LINE', 'HMDB_LINE', 'reversed_pairs', 'motion', 'glyph_texture', 'SynthSpec',
+           'plan_video', 'spec_dict', 'render', 'write_avi', 'read_avi', 'video_list', 'ucf_test_groups', 'hmdb_codes',
+           'split_files', 'generate', 'dataset_fingerprint', 'check_layout', 'main_synth']
 
 # %% ../nbs/03d_synthetic.ipynb #ed3c3bd2
 def _move(s, d, ux, uy):
@@ -220,11 +220,14 @@ def plan_video(seed: int, spec: SynthSpec, label: int, index: int) -> dict:
             sh['gain'] = gain
     return plan
 
+# settings added after generator 1.0 and their allowed values; the default (generator 1.0's behaviour) comes first
+ADDED_SETTINGS = {'glyph_per': ('video', 'shot'), 'lum_per': ('shot', 'video')}
+
 def spec_dict(spec: SynthSpec) -> dict:
     "The settings a manifest records: settings added after generator 1.0 only where they differ from 1.0's behaviour."
     d = asdict(spec)
-    if d['glyph_per'] == 'video': del d['glyph_per']  # sets made before the setting existed keep their manifest
-    if d['lum_per'] == 'shot': del d['lum_per']
+    for k, allowed in ADDED_SETTINGS.items():
+        if d[k] == allowed[0]: del d[k]  # sets made before the setting existed keep their manifest
     return json.loads(json.dumps(d))
 
 # %% ../nbs/03d_synthetic.ipynb #9c414ad5
@@ -412,8 +415,8 @@ def generate(root: str | Path, # output folder (created)
     unknown = set(settings) - set(SynthSpec.__dataclass_fields__) - {'kind'}
     if unknown: raise MLFOError(f'unknown synthetic setting(s) {sorted(unknown)}: one of {", ".join(SynthSpec.__dataclass_fields__)}')
     spec = SynthSpec(**{**settings, 'kind': kind, 'shot_len': tuple(settings.get('shot_len', SynthSpec.shot_len))})
-    if spec.glyph_per not in ('video', 'shot'): raise MLFOError(f"glyph_per={spec.glyph_per!r}: one of 'video', 'shot'")
-    if spec.lum_per not in ('video', 'shot'): raise MLFOError(f"lum_per={spec.lum_per!r}: one of 'shot', 'video'")
+    for k, allowed in ADDED_SETTINGS.items():
+        if getattr(spec, k) not in allowed: raise MLFOError(f"{k}={getattr(spec, k)!r}: one of {', '.join(map(repr, allowed))}")
     if not 1 <= spec.shot_len[0] <= spec.shot_len[1] or spec.shot_len[1] < 2:
         raise MLFOError(f'shot_len={spec.shot_len}: need 1 <= min <= max and max >= 2')
     root, t0 = Path(root), time.time()
