@@ -34,7 +34,7 @@ LEVELS = ('low', 'mid', 'high')  # feature levels of the backbone, shallow to de
 class DataConfig:
     "Pretraining data, clip sampling and augmentation."
     dataset: str = choice('synthetic', 'synthetic', 'synthetic-hmdb', 'ucf101', 'hmdb51', 'kinetics400', 'folder')  # which dataset definition reads `root`
-    root: str = 'data/synthetic'  # dataset folder (videos or frame folders plus split files)
+    root: str = 'data/synthetic-v2'  # dataset folder (videos or frame folders plus split files)
     split: int = 1  # official split, 1-3 (UCF-101, HMDB-51)
     source: str = choice('video', 'video', 'frames')  # raw video files, or JPEG frame folders with a CSV
     decoder: str = choice('pyav', 'pyav', 'torchcodec')  # video decoder
@@ -117,7 +117,7 @@ class DistConfig:
 class EvalConfig:
     "Downstream protocols (linear probe, finetune, retrieval)."
     dataset: str = choice('synthetic', 'synthetic', 'synthetic-hmdb', 'ucf101', 'hmdb51', 'folder')  # evaluation dataset
-    root: str = 'data/synthetic'  # evaluation dataset folder
+    root: str = 'data/synthetic-v2'  # evaluation dataset folder
     split: int = 1  # official split
     protocols: tuple[str, ...] = choice(('linear', 'retrieval'), 'linear', 'finetune', 'retrieval')  # what to run
     n_clips: int = 10  # clips per test video, uniformly spaced
@@ -269,12 +269,12 @@ def validate(cfg: MLFOConfig) -> MLFOConfig:
 def _tiny() -> MLFOConfig:
     return MLFOConfig(
         name='tiny', preset='tiny',
-        data=DataConfig(dataset='synthetic', root='data/synthetic', clip_len=16, window=32, long_stride=2, max_rate=2,
+        data=DataConfig(dataset='synthetic', root='data/synthetic-v2', clip_len=16, window=32, long_stride=2, max_rate=2,
                         resize=0, size=32, crop_area=(0.6, 1.0), flip=False, num_workers=0, in_memory=True),  # flips swap the synthetic set's left/right classes
         model=ModelConfig(width=16, head_dim=64, me_reduction=4),
         loss=LossConfig(K=64, queue_len=1024, queue_start_epoch=2),
         optim=OptimConfig(epochs=20, batch_size=32, ckpt_every=200, log_every=10),
-        eval=EvalConfig(dataset='synthetic', root='data/synthetic', n_clips=4, linear_epochs=30, finetune_epochs=10,
+        eval=EvalConfig(dataset='synthetic', root='data/synthetic-v2', n_clips=4, linear_epochs=30, finetune_epochs=10,
                         supervised_epochs=120))
 
 def _paper(dataset: str, backbone: str) -> MLFOConfig:

@@ -65,6 +65,14 @@ def _reevaluate(cfg, path: str, # committed checkpoint trained by `make results`
         return None, note, None
     from mlfo.results import check_export
     rec = check_export(path)  # an error when the file is no longer the one its run record beside it describes
+    from mlfo.results import data_fingerprint
+    made_on = ((rec or {}).get('data_fingerprint') or {}).get('eval', {}).get('synthetic')
+    here = data_fingerprint(cfg.eval.root) if made_on else None
+    if made_on and here and made_on != here:  # e.g. a checkpoint trained on benchmark v1: its training videos are in v2's test split
+        note = (f'{what} {path} was made on another UCF-style set (data fingerprint {made_on}, this demo\'s {here}): '
+                'not re-evaluated; `mlfo results --only reference` trains one on this set')
+        print(f'{prefix} {note}')
+        return None, note, None
     e = read_checkpoint(path).get('epoch')
     made = f"; made by run {rec['label']} at commit {rec.get('commit')}" if rec else ''
     print(f'{prefix} re-evaluating the {what} {path} ({how.format(e=e)}{made})')
@@ -74,7 +82,7 @@ def _reevaluate(cfg, path: str, # committed checkpoint trained by `make results`
 
 # %% ../nbs/14_demo.ipynb #2c16e077
 def run_demo(epochs: int = 20, # pretraining epochs (5-10 s each on two cores)
-             root: str = 'data/synthetic', # synthetic UCF-style data set folder
+             root: str = 'data/synthetic-v2', # synthetic UCF-style data set folder
              out_dir: str = 'runs', # run folders go here
              seed: int = 0,
              progress: bool = True,
@@ -132,7 +140,7 @@ def main_demo(argv: list[str] | None = None) -> int:
     "`mlfo demo`: the README's main job on the embedded default."
     ap = argparse.ArgumentParser(prog='mlfo demo', description=run_demo.__doc__)
     ap.add_argument('--epochs', type=int, default=20, help='pretraining epochs (default 20, a few CPU minutes)')
-    ap.add_argument('--root', default='data/synthetic')
+    ap.add_argument('--root', default='data/synthetic-v2')
     ap.add_argument('--out-dir', default='runs')
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--reference', default='results/reference/mlfo-tiny-reference.pt', help='reference checkpoint to re-evaluate')

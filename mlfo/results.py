@@ -31,10 +31,10 @@ __all__ = ['SUITE_BUDGET', 'REFERENCE', 'SUPERVISED_REFERENCE', 'FIG3_K', 'FIG3_
 # %% ../nbs/15_results.ipynb #f0602360
 @dataclass(frozen=True)
 class Budget:
-    "Per-run budget of the embedded suite (see the text above for how it fits 12 CPU hours)."
-    epochs: int = 60  # pretraining epochs of every ablation run (Tables 1-3, Figure 3)
+    "Per-run budget of the embedded suite on benchmark v2 (see the text above for what it costs)."
+    epochs: int = 100  # pretraining epochs of every ablation run (Tables 1-3, Figure 3): 4,200 steps, where v2 meets the bar
     seeds: tuple[int, ...] = (0, 1)  # seeds per cell: tables show mean and std over them
-    reference_epochs: int = 160  # the reference run (Figure 4, `make demo`): the benchmark's bar is met at this budget
+    reference_epochs: int = 100  # the reference run (Figure 4, `make demo`): the benchmark's bar is met at this budget
     eval_data: tuple[str, ...] = ('synthetic', 'synthetic-hmdb')  # the UCF-101 and HMDB-51 stand-ins
     finetune: tuple[str, ...] = ('eval.finetune_epochs=60', 'eval.backbone_lr_scale=1.0', 'eval.dropout=0.5')  # Table 1's finetune runs (overrides)
 
@@ -56,7 +56,7 @@ CONSTRAINTS = {  # CONSTRAINT parameter (Table 2 row) -> config overrides
 TEMPORALS = ('none', 'conventional', 'ours')  # TEMPORAL parameter (Table 3 row)
 TABLE3_BACKBONES = ('slowfast', 'r3d18', 's3d')  # Table 3's backbones, in the paper's order
 BACKBONES = ('r3d18', 'r3d18_tv', 's3d', 'slowfast')  # BACKBONE parameter
-DATASETS = {'synthetic': 'data/synthetic', 'synthetic-hmdb': 'data/synthetic-hmdb', 'ucf101': 'data/ucf101',
+DATASETS = {'synthetic': 'data/synthetic-v2', 'synthetic-hmdb': 'data/synthetic-hmdb', 'ucf101': 'data/ucf101',
             'hmdb51': 'data/hmdb51', 'kinetics400': 'data/kinetics400'}  # data set -> default folder
 EVAL_SETS = ('synthetic', 'synthetic-hmdb', 'ucf101', 'hmdb51')  # EVAL_DATA values
 PROTOCOLS = ('linear', 'retrieval', 'finetune')  # PROTOCOLS values
@@ -189,13 +189,29 @@ def data_fingerprint(root: str | Path) -> str | None:
         files = [p for p in root.glob('*') if p.is_file() and p.suffix in ('.csv', '.txt', '.json')] if root.is_dir() else []
         return file_fingerprint(files, root=root) if files else None
 
+def _check_default_synthetic(name: str, root: Path) -> None:
+    "Raise unless the default folder of a synthetic set holds the default generation (seed 0, default settings)."
+    from mlfo.synthetic import GENERATOR_VERSION, SynthSpec, spec_dict
+    try: m = json.loads((root / 'manifest.json').read_text())
+    except (OSError, ValueError): raise MLFOError(f'{root}: not empty and holds no readable manifest.json; move it away to let the default {name} set be generated there')
+    want = spec_dict(SynthSpec(kind='hmdb' if name == 'synthetic-hmdb' else 'ucf'))
+    got = m.get('spec') or {}
+    diff = [f'seed {m.get("seed")} (default 0)'] if m.get('seed') != 0 else []
+    diff += [f'version {m.get("generator_version")} (now {GENERATOR_VERSION})'] if m.get('generator_version') != GENERATOR_VERSION else []
+    diff += [f'{k}={got.get(k)!r} (default {v!r})' for k, v in want.items() if got.get(k) != v]
+    diff += [f'{k}={v!r} (not a default setting)' for k, v in got.items() if k not in want]
+    if diff: raise MLFOError(f'{root}/manifest.json: not the default {name} set: ' + ', '.join(diff)
+                             + '; move the folder away (or `mlfo synth --force`) to regenerate the default there')
+
 def ensure_data(name: str, # data set name
                 root: str | Path, # its folder
                 progress: bool = False) -> None:
     "Generate a synthetic data set when its folder is missing or empty; other data sets must exist."
     from mlfo.synthetic import generate
     root = Path(root)
-    if root.is_dir() and any(root.iterdir()): return
+    if root.is_dir() and any(root.iterdir()):
+        if name in ('synthetic', 'synthetic-hmdb') and root == Path(DATASETS[name]): _check_default_synthetic(name, root)
+        return
     if name in ('synthetic', 'synthetic-hmdb'):
         generate(root, seed=0, kind='hmdb' if name == 'synthetic-hmdb' else 'ucf', progress=progress)
     else: raise MLFOError(f'{root}: the {name} data set is not there (see datasets-and-evaluation: download and `mlfo prepare`)')
@@ -741,7 +757,7 @@ CAPTIONS = {
     'table2': 'Table 2: constraints of the multi-level loss, R3D-18, linear probe top-1 (%)',
     'table3': 'Table 3: temporal modelling on three backbones, linear probe top-1 (%)',
     'table4': 'Table 4: video retrieval, R@k (%)'}
-SYNTHETIC_NOTE = {'synthetic': 'the synthetic UCF-101-layout set (16 motion classes, 960 videos)',
+SYNTHETIC_NOTE = {'synthetic': 'the synthetic UCF-101-layout set (benchmark v2: 16 motion classes, 1,920 videos)',
                   'synthetic-hmdb': 'the synthetic HMDB-51-layout set (8 motion classes, 320 videos)',
                   'ucf101': 'UCF-101 split 1', 'hmdb51': 'HMDB-51 split 1'}
 
@@ -991,12 +1007,16 @@ def make_figure5(specs: Sequence[RunSpec], # suite_runs('figure5'): rows 'ours' 
 
 # %% ../nbs/15_results.ipynb #3aedb5da
 def benchmark_records(records: dict, # `read_records` output
+                      root: str | None = None, # the UCF-style set's folder (None: the default, `DATASETS['synthetic']`)
                      ) -> list[dict]:
-    "Records of the benchmark's curve: tiny R3D-18 on the default data; random init, supervised, and MLFO's default method."
+    "Records of the benchmark's curve: tiny R3D-18 on one data set; random init, supervised, and MLFO's default method."
+    root = root or DATASETS['synthetic']
     def keep(rec):
         p = rec.get('params', {})
         if p.get('preset') != 'tiny' or p.get('backbone') not in (None, 'r3d18'): return False
         if p.get('eval_root') or p.get('pretrain_root'): return False  # another copy of the data (e.g. another generator seed)
+        if dict(map(tuple, rec.get('eval_data') or [])).get('synthetic') != root: return False  # another data set (e.g. v1)
+        if rec.get('init') == 'mlfo' and (rec.get('config') or {}).get('data', {}).get('root') != root: return False
         return rec.get('init') != 'mlfo' or (p.get('K') is None and p.get('E') is None and not p.get('overrides')
                                               and p.get('constraint') in (None, 'combined') and p.get('temporal') in (None, 'ours'))
     return [rec for rec in records.values() if keep(rec)]
@@ -1004,11 +1024,12 @@ def benchmark_records(records: dict, # `read_records` output
 def budget_curve(records: dict, # `read_records` output
                  data: str = 'synthetic', # UCF-style evaluation set
                  transfer: str = 'synthetic-hmdb', # HMDB-style evaluation set
+                 root: str | None = None, # the UCF-style set's folder (None: the default; 'data/synthetic' for v1)
                 ):
     "One row per record of random init, the supervised baseline and the tiny preset's default MLFO at any budget."
     import pandas as pd
     rows = []
-    for rec in benchmark_records(records):
+    for rec in benchmark_records(records, root):
         init = rec.get('init')
         pre = rec.get('pretrain') or {}
         last = pre.get('last_metrics') or {}

@@ -92,9 +92,9 @@ def test_cache_and_fingerprint(sets):
 
 @pytest.mark.slow
 def test_full_generation_time(tmp_path):
-    "The default sets (960 + 320 videos) in under two minutes with two workers."
+    "The default sets (1,920 + 320 videos: benchmark v2) in under two minutes with two workers."
     out = main_synth(['--root', str(tmp_path / 'synthetic'), '--seed', '0'])
-    assert [o['counts']['videos'] for o in out] == [960, 320]
+    assert [o['counts']['videos'] for o in out] == [1920, 320]
     assert sum(o['seconds'] for o in out) < 120, out
 
 

@@ -101,7 +101,7 @@ def probe(rec: dict, root: str, pathway: str | None = None) -> dict:
            'primitive': categorical(ecfg, tr, te, dtr['primitive'], dte['primitive'], n_prim, seed),
            'direction_in_pairs': categorical(ecfg, tr[pr], te[pe], dtr['reversed'][pr], dte['reversed'][pe], 2, seed)}
     row |= {f'{k}_r2': ridge_r2(tr, te, dtr[k], dte[k]) for k in CONTINUOUS}
-    pre = rec['params'].get('pretrain_root') or 'data/synthetic'
+    pre = rec['params'].get('pretrain_root') or rec['config']['data']['root']
     out = dict(key=rec['key'], label=rec['label'], init=rec['init'], seed=rec['seed'], epochs=rec['budget']['pretrain_epochs'],
                pretrained_on=None if rec['init'] == 'random' else pre, probed_on=root, checkpoint=str(ck), pathway=pathway,
                features=tr.shape[-1],
