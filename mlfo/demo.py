@@ -90,13 +90,13 @@ def run_demo(epochs: int = 20, # pretraining epochs (5-10 s each on two cores)
              supervised: str | None = 'results/reference/supervised-tiny-reference.pt', # supervised baseline trained by `make results`, re-evaluated here (None: skip)
             ) -> dict:
     "Generate data, pretrain the tiny preset, evaluate it beside random init, the reference checkpoint and the supervised ceiling."
-    from mlfo.synthetic import generate, dataset_fingerprint
+    from mlfo.synthetic import BENCHMARK_SETTINGS, generate, dataset_fingerprint
     from mlfo.pretrain import pretrain
     from mlfo.evaluate import evaluate
     t0 = time.time()
     n = 4 + (reference is not None) + (supervised is not None)
     print(f'[1/{n}] synthetic data set in {root} (generated once, then cached)')
-    generate(root, seed=0, kind='ucf', progress=progress)
+    generate(root, seed=0, kind='ucf', progress=progress, **BENCHMARK_SETTINGS['ucf'])  # benchmark v2
     cfg = get_preset('tiny', 'name=demo', f'out_dir={out_dir}', f'seed={seed}', f'optim.epochs={epochs}',
                      f'data.root={root}', f'eval.root={root}')
     print(f'[2/{n}] pretraining the tiny preset for {epochs} epochs (resumes if interrupted)')

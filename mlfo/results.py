@@ -191,10 +191,11 @@ def data_fingerprint(root: str | Path) -> str | None:
 
 def _check_default_synthetic(name: str, root: Path) -> None:
     "Raise unless the default folder of a synthetic set holds the default generation (seed 0, default settings)."
-    from mlfo.synthetic import GENERATOR_VERSION, SynthSpec, spec_dict
+    from mlfo.synthetic import BENCHMARK_SETTINGS, GENERATOR_VERSION, SynthSpec, spec_dict
     try: m = json.loads((root / 'manifest.json').read_text())
     except (OSError, ValueError): raise MLFOError(f'{root}: not empty and holds no readable manifest.json; move it away to let the default {name} set be generated there')
-    want = spec_dict(SynthSpec(kind='hmdb' if name == 'synthetic-hmdb' else 'ucf'))
+    kind = 'hmdb' if name == 'synthetic-hmdb' else 'ucf'
+    want = spec_dict(SynthSpec(kind=kind, **BENCHMARK_SETTINGS[kind]))
     got = m.get('spec') or {}
     diff = [f'seed {m.get("seed")} (default 0)'] if m.get('seed') != 0 else []
     diff += [f'version {m.get("generator_version")} (now {GENERATOR_VERSION})'] if m.get('generator_version') != GENERATOR_VERSION else []
@@ -207,13 +208,14 @@ def ensure_data(name: str, # data set name
                 root: str | Path, # its folder
                 progress: bool = False) -> None:
     "Generate a synthetic data set when its folder is missing or empty; other data sets must exist."
-    from mlfo.synthetic import generate
+    from mlfo.synthetic import BENCHMARK_SETTINGS, generate
     root = Path(root)
     if root.is_dir() and any(root.iterdir()):
         if name in ('synthetic', 'synthetic-hmdb') and root == Path(DATASETS[name]): _check_default_synthetic(name, root)
         return
     if name in ('synthetic', 'synthetic-hmdb'):
-        generate(root, seed=0, kind='hmdb' if name == 'synthetic-hmdb' else 'ucf', progress=progress)
+        kind = 'hmdb' if name == 'synthetic-hmdb' else 'ucf'
+        generate(root, seed=0, kind=kind, progress=progress, **BENCHMARK_SETTINGS[kind])
     else: raise MLFOError(f'{root}: the {name} data set is not there (see datasets-and-evaluation: download and `mlfo prepare`)')
 
 def find_record(out: str | Path, key: str) -> Path | None:
