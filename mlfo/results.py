@@ -189,33 +189,22 @@ def data_fingerprint(root: str | Path) -> str | None:
         files = [p for p in root.glob('*') if p.is_file() and p.suffix in ('.csv', '.txt', '.json')] if root.is_dir() else []
         return file_fingerprint(files, root=root) if files else None
 
-def _check_default_synthetic(name: str, root: Path) -> None:
-    "Raise unless the default folder of a synthetic set holds the default generation (seed 0, default settings)."
-    from mlfo.synthetic import BENCHMARK_SETTINGS, GENERATOR_VERSION, SynthSpec, spec_dict
-    try: m = json.loads((root / 'manifest.json').read_text())
-    except (OSError, ValueError): raise MLFOError(f'{root}: not empty and holds no readable manifest.json; move it away to let the default {name} set be generated there')
-    kind = 'hmdb' if name == 'synthetic-hmdb' else 'ucf'
-    want = spec_dict(SynthSpec(kind=kind, **BENCHMARK_SETTINGS[kind]))
-    got = m.get('spec') or {}
-    diff = [f'seed {m.get("seed")} (default 0)'] if m.get('seed') != 0 else []
-    diff += [f'version {m.get("generator_version")} (now {GENERATOR_VERSION})'] if m.get('generator_version') != GENERATOR_VERSION else []
-    diff += [f'{k}={got.get(k)!r} (default {v!r})' for k, v in want.items() if got.get(k) != v]
-    diff += [f'{k}={v!r} (not a default setting)' for k, v in got.items() if k not in want]
-    if diff: raise MLFOError(f'{root}/manifest.json: not the default {name} set: ' + ', '.join(diff)
-                             + '; move the folder away (or `mlfo synth --force`) to regenerate the default there')
-
 def ensure_data(name: str, # data set name
                 root: str | Path, # its folder
                 progress: bool = False) -> None:
-    "Generate a synthetic data set when its folder is missing or empty; other data sets must exist."
-    from mlfo.synthetic import BENCHMARK_SETTINGS, generate
-    root = Path(root)
+    "Generate a synthetic data set when its folder is missing or empty (its default folder must hold the default); other data sets must exist."
+    from mlfo.synthetic import BENCHMARK_SETTINGS, SynthSpec, generate, manifest_differences
+    root, kind = Path(root), 'hmdb' if name == 'synthetic-hmdb' else 'ucf'
+    synthetic = name in ('synthetic', 'synthetic-hmdb')
     if root.is_dir() and any(root.iterdir()):
-        if name in ('synthetic', 'synthetic-hmdb') and root == Path(DATASETS[name]): _check_default_synthetic(name, root)
+        if synthetic and root == Path(DATASETS[name]):  # the default folder: the default generation (seed 0, the benchmark's settings)
+            try: m = json.loads((root / 'manifest.json').read_text())
+            except (OSError, ValueError): raise MLFOError(f'{root}: not empty and holds no readable manifest.json; move it away to let the default {name} set be generated there')
+            if diff := manifest_differences(m, 0, SynthSpec(kind=kind, **BENCHMARK_SETTINGS[kind]), 'default'):
+                raise MLFOError(f'{root}/manifest.json: not the default {name} set: ' + ', '.join(diff)
+                                + '; move the folder away (or `mlfo synth --force`) to regenerate the default there')
         return
-    if name in ('synthetic', 'synthetic-hmdb'):
-        kind = 'hmdb' if name == 'synthetic-hmdb' else 'ucf'
-        generate(root, seed=0, kind=kind, progress=progress, **BENCHMARK_SETTINGS[kind])
+    if synthetic: generate(root, seed=0, kind=kind, progress=progress, **BENCHMARK_SETTINGS[kind])
     else: raise MLFOError(f'{root}: the {name} data set is not there (see datasets-and-evaluation: download and `mlfo prepare`)')
 
 def find_record(out: str | Path, key: str) -> Path | None:

@@ -17,8 +17,8 @@ from .core import MLFOError, atomic_write_json, atomic_write_text, file_fingerpr
 __all__ = ['PRIMITIVES', 'UCF_CLASSES', 'HMDB_CLASSES', 'CLASSES', 'ADDED_SETTINGS', 'GENERATOR_VERSION', 'DEFAULT_ROOTS',
            'BENCHMARK_SETTINGS', 'UCF_SPLIT_DIR', 'HMDB_SPLIT_DIR', 'UCF_LINE', 'HMDB_LINE', 'reversed_pairs', 'motion',
            'glyph_texture', 'SynthSpec', 'plan_video', 'spec_dict', 'render', 'write_avi', 'read_avi', 'video_list',
-           'ucf_test_groups', 'hmdb_codes', 'split_files', 'generate', 'dataset_fingerprint', 'check_layout',
-           'main_synth']
+           'ucf_test_groups', 'hmdb_codes', 'split_files', 'manifest_differences', 'generate', 'dataset_fingerprint',
+           'check_layout', 'main_synth']
 
 # %% ../nbs/03d_synthetic.ipynb #ed3c3bd2
 def _move(s, d, ux, uy):
@@ -395,12 +395,22 @@ def _counts(spec: SynthSpec, files: dict) -> dict:
         train, test = [codes(k).count('1') for k in (1, 2, 3)], [codes(k).count('2') for k in (1, 2, 3)]
     return dict(classes=len(classes), per_class=spec.n_per_class(), videos=len(classes) * spec.n_per_class(), train=train, test=test)
 
+def manifest_differences(manifest: dict, seed: int, spec: SynthSpec,
+                         wanted: str = 'wanted', # how the messages name the expected generation
+                        ) -> list[str]:
+    "How a generated set's manifest differs from generation `seed` of `spec` with this generator (empty: the same)."
+    got, want = manifest.get('spec') or {}, spec_dict(spec)
+    diff = [f'seed {manifest.get("seed")} ({wanted} {seed})'] if manifest.get('seed') != seed else []
+    if manifest.get('generator_version') != GENERATOR_VERSION:
+        diff.append(f'version {manifest.get("generator_version")} (now {GENERATOR_VERSION})')
+    diff += [f'{k}={got.get(k)!r} ({wanted} {v!r})' for k, v in want.items() if got.get(k) != v]
+    return diff + [f'{k}={v!r} (not a {wanted} setting)' for k, v in got.items() if k not in want]
+
 def _cached(root: Path, seed: int, spec: SynthSpec) -> dict | None:
     "The manifest when `root` already holds exactly this generation, else None."
     try: manifest = json.loads((root / 'manifest.json').read_text())
     except (OSError, ValueError): return None
-    if (manifest.get('seed'), manifest.get('generator_version'), manifest.get('spec')) != (seed, GENERATOR_VERSION, spec_dict(spec)):
-        return None
+    if manifest_differences(manifest, seed, spec): return None
     if not all((root / p).exists() for p in manifest.get('split_files', [])): return None
     if not all((root / 'videos' / p).exists() for p, _, _ in video_list(spec)): return None
     return manifest
