@@ -137,11 +137,15 @@ class BatchAugment(nn.Module):
                  flip: bool = True, # cfg.data.flip
                  grey_p: float = 0.5, # cfg.data.grey_p
                  jitter=(0.5, 0.5, 0.5, 0.25), # brightness, contrast, saturation, hue (cfg.data.jitter)
-                 jitter_p: float = 0.8, # cfg.data.jitter_p
+                 jitter_p: float = 1.0, # cfg.data.jitter_p
                  jitter_per: str = 'frame', # 'frame' (authors) or 'clip' (cfg.data.jitter_per)
-                 mean=MEAN, std=STD):
+                 mean=MEAN, std=STD,
+                 grey: str = 'channel', # 'channel': a random channel copied to all three, before the jitter (authors); 'luma' after it
+                ):
         super().__init__()
         if jitter_per not in ('frame', 'clip'): raise ValueError(f"jitter_per={jitter_per!r}: 'frame' or 'clip'")
+        if grey not in ('channel', 'luma'): raise ValueError(f"grey={grey!r}: 'channel' or 'luma'")
+        self.grey_mode = grey
         self.size, self.crop_area, self.crop_ratio, self.flip = size, tuple(crop_area), tuple(crop_ratio), flip
         self.grey_p, self.jitter, self.jitter_p, self.jitter_per = grey_p, tuple(jitter), jitter_p, jitter_per
         self.register_buffer('mean', torch.tensor(mean).view(1, 3, 1, 1, 1), persistent=False)  # (1, 3, 1, 1, 1)
@@ -150,7 +154,8 @@ class BatchAugment(nn.Module):
     @classmethod
     def from_config(cls, data) -> 'BatchAugment':
         "From `cfg.data`."
-        return cls(data.size, data.crop_area, data.crop_ratio, data.flip, data.grey_p, data.jitter, data.jitter_p, data.jitter_per)
+        return cls(data.size, data.crop_area, data.crop_ratio, data.flip, data.grey_p, data.jitter, data.jitter_p, data.jitter_per,
+                   grey=data.grey)
 
     def _draw(self, B: int, T: int, g) -> dict:
         "Colour factors (B, T), drawn per frame or per clip."
@@ -164,6 +169,7 @@ class BatchAugment(nn.Module):
         f['grey'] = (torch.rand(B, t, generator=g) < self.grey_p).expand(B, T)
         f['order'] = torch.randperm(4, generator=g).tolist()
         f['any_jitter'] = bool(on.any()) and self.jitter_p > 0
+        if self.grey_mode == 'channel': f['channel'] = torch.randint(3, (B, t), generator=g).expand(B, T)  # the channel kept
         return f
 
     def forward(self, x: Tensor, # (B, T, H, W, 3) uint8
@@ -178,9 +184,12 @@ class BatchAugment(nn.Module):
         else:  # one grid_sample for the whole batch
             y = x.permute(0, 1, 4, 2, 3).reshape(B, T * 3, H, W).float().div_(255)  # (B, T*3, H, W)
             y = crop_resize_flip(y, boxes, flip, S).view(B, T, 3, S, S)  # (B, T, 3, S, S)
+        gm = f['grey'].to(y.device, y.dtype)[..., None, None, None]  # (B, T, 1, 1, 1) 1 = grey
+        if self.grey_p > 0 and self.grey_mode == 'channel':  # one channel copied to all three, then the jitter (authors' order)
+            index = f['channel'].to(y.device)[..., None, None, None].expand(B, T, 1, S, S)  # (B, T, 1, S, S)
+            y.lerp_(y.gather(2, index).expand_as(y), gm)
         if f['any_jitter']: y = adjust_colour(y, f['brightness'], f['contrast'], f['saturation'], f['hue'], f['order'], inplace=True)
-        if self.grey_p > 0:
-            gm = f['grey'].to(y.device, y.dtype)[..., None, None, None]  # (B, T, 1, 1, 1) 1 = grey
+        if self.grey_p > 0 and self.grey_mode == 'luma':
             y.lerp_(grey(y).expand_as(y), gm)  # a 0/1 blend: torch.where is slow on CPU
         y = y.transpose(1, 2)  # (B, 3, T, S, S)
         return y.sub_(self.mean.to(y.dtype)).div_(self.std.to(y.dtype))

@@ -13,23 +13,26 @@ from torch import nn
 from .config import MLFOConfig, LEVELS, get_preset
 from .core import MLFOError
 from .backbones import build_backbone
-from .distributed import all_gather, rank_slice, get_rank, get_world_size
+from .distributed import all_gather, all_gather_grad, all_gather_local_grad, rank_slice, get_rank, get_world_size
 from .instance import instance_loss
 from .prototypes import Prototypes, ProtoHead, LogitQueue, semantic_targets, swapped_loss
 from .graph import graph_targets, multilevel_loss
-from .temporal import (RETRIEVAL_STEPS, TemporalAugHead, RetrievalHead, aug_loss, retrieval_loss, conventional_negatives,
+from .temporal import (RETRIEVAL_STEPS, TEMPORAL_AUGS, TemporalAugHead, RetrievalHead, aug_loss, retrieval_loss, step_features,
+                           conventional_negatives,
                            instance_loss_with_extra_negatives)
 
 # %% ../nbs/09_model.ipynb #0483cfcb
 class PooledHead(nn.Module):
-    "Two-layer MLP on a spatiotemporally pooled feature map (the 1x1-conv heads of the authors' code), L2-normalised."
+    "Two-layer MLP (the 1x1-conv heads of the authors' code) on a pooled feature map, L2-normalised."
     def __init__(self, in_ch: int, out_dim: int = 128, hidden: int = 0):
         super().__init__()
         hidden = hidden or in_ch
         self.net = nn.Sequential(nn.Linear(in_ch, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, out_dim))
     def forward(self, f: torch.Tensor, # (B, C, T, H, W)
+                steps: int | None = None, # None: the MLP on the T,H,W mean; n: on each of n pooled time steps, then their mean (authors)
                ) -> torch.Tensor:      # (B, out_dim), unit rows
-        return F.normalize(self.net(f.mean(dim=(2, 3, 4))), dim=1)
+        if steps is None: return F.normalize(self.net(f.mean(dim=(2, 3, 4))), dim=1)
+        return F.normalize(self.net(step_features(f, steps)).mean(dim=1), dim=1)  # (B, steps, out_dim) -> (B, out_dim)
 
 # %% ../nbs/09_model.ipynb #b3fe2a75
 class MLFO(nn.Module):
@@ -47,7 +50,7 @@ class MLFO(nn.Module):
         self.graph_heads = nn.ModuleDict({r: PooledHead(C[r], D, hid) for r in l.graph_levels}) \
             if l.constraint != 'none' else nn.ModuleDict()
         ours = l.temporal == 'ours'
-        self.aug_heads = nn.ModuleDict({r: TemporalAugHead(C[r], D, m.me_reduction, hid) for r in ('low', 'mid')} if ours else {})
+        self.aug_heads = nn.ModuleDict({r: TemporalAugHead(C[r], D, m.me_reduction, hid, m.me_gate) for r in ('low', 'mid')} if ours else {})
         self.ret_heads = nn.ModuleDict({r: RetrievalHead(C[r], D, hid) for r in LEVELS} if ours else {})
         self.weight = dict(zip(LEVELS, l.level_weights))
         self.epoch = 0
@@ -71,17 +74,37 @@ class MLFO(nn.Module):
         "Pooled high-level backbone feature (B, C_high): what downstream tasks use."
         return self.backbone.embed(x)
 
+    def steps(self, level: str) -> int | None:
+        "Time steps a head projects one by one before their mean (`model.heads = 'per_step'`), None: the T,H,W mean."
+        return RETRIEVAL_STEPS[level] if self.cfg.model.heads == 'per_step' else None
+
+    def excite(self, feats: dict, # level -> (3B, C, T, H, W): clips A, B, long
+               B: int) -> dict:    # level -> (1 + A, clips, B, C, T, H, W): ME of the plain maps, then of each augmentation
+        "Motion excitation of the low and mid maps and of their temporal augmentations (Eq. 11-12), in the batches `model.bn` says."
+        augs = [TEMPORAL_AUGS[name] for name in self.cfg.loss.temporal_augs]
+        out = {}
+        for r, head in self.aug_heads.items():
+            if self.cfg.model.bn == 'joint':   # one call: A, B, long and every augmentation of them share the batch statistics
+                f = feats[r]
+                out[r] = head.me(torch.cat([f, *(aug(f) for aug in augs)])).unflatten(0, (1 + len(augs), 3, B))
+            else:                              # clip A with its augmentations, then clip B with its own
+                f = feats[r][:2 * B].unflatten(0, (2, B))
+                out[r] = torch.stack([head.me(torch.cat([x, *(aug(x) for aug in augs)])).unflatten(0, (1 + len(augs), B))
+                                      for x in f], 1)
+        return out
+
     def forward(self, views: dict, # 'a', 'b', 'long': (B, 3, T, H, W) float clips
                 stage: int = 2,     # 1: high level only (Eq. 5); 2: every level (Eq. 5 + Eq. 10)
                ) -> dict:           # {'loss': scalar, 'terms': {name: scalar}}
-        l = self.cfg.loss
+        l, m = self.cfg.loss, self.cfg.model
         a, b, long = views['a'], views['b'], views['long']
         B = a.shape[0]
-        own = get_rank() * B          # where all_gather_grad puts this process's rows: no lookup on the device
+        own = get_rank() * B          # where the gather puts this process's rows: no lookup on the device
+        gather = all_gather_grad if l.gather_grad == 'all' else all_gather_local_grad   # (looked up per call: tests swap them)
         feats = self.backbone(self.batch_clips(a, b, long))                # level -> (3B, C, T, H, W)
-        fa, fb, fl = ({r: f[i * B:(i + 1) * B] for r, f in feats.items()} for i in range(3))
-        ab = {r: f[:2 * B] for r, f in feats.items()}                      # (2B, C, T, H, W) clips A then B
-        both = lambda head, f: head(f).split(B)                           # a head without batch norm, both views in one call
+        excited = self.excite(feats, B)                                    # level -> (1 + A, clips, B, C, T, H, W)
+        # the maps the graph and retrieval heads read: ME output of the plain clips where `me_feeds` says (authors)
+        seen = {r: excited[r][0].flatten(0, 1) if r in excited and m.me_feeds == 'all' else f for r, f in feats.items()}
         terms, total = {}, 0.
         def add(name, loss_acc, weight):
             nonlocal total
@@ -89,17 +112,18 @@ class MLFO(nn.Module):
             terms[name], terms[name + '_acc'] = loss, acc
             total = total + weight * loss
         # high level: instance discrimination (Eq. 2-3), conventional temporal negatives when asked (Table 3)
-        z1, z2 = both(self.ins_head, ab['high'])                            # (B, D) each
+        z1, z2 = self.ins_head(feats['high'][:2 * B], self.steps('high')).split(B)  # (B, D) each; no batch norm: one call
         if l.temporal == 'conventional':
             neg = conventional_negatives(a, l.temporal_augs)                # (B, A, 3, T, H, W)
             A = neg.shape[1]
-            zn = self.ins_head(self.backbone(neg.flatten(0, 1))['high']).view(B, A, -1)  # (B, A, D)
-            add('ins', instance_loss_with_extra_negatives(z1, z2, zn, l.tau, offset=own), 1.0)
-        else: add('ins', instance_loss(z1, z2, l.tau, offset=own), 1.0)
+            zn = self.ins_head(self.backbone(neg.flatten(0, 1))['high'], self.steps('high')).view(B, A, -1)  # (B, A, D)
+            add('ins', instance_loss_with_extra_negatives(z1, z2, zn, l.tau, gather, offset=own), 1.0)
+        else: add('ins', instance_loss(z1, z2, l.tau, gather, offset=own), 1.0)
         # high level: prototypes and Sinkhorn-Knopp (Eq. 4), with the queue from queue_start_epoch
-        p1 = self.prototypes(self.proto_head(fa['high'].mean(dim=(2, 3, 4))))   # (B, K)
-        p2 = self.prototypes(self.proto_head(fb['high'].mean(dim=(2, 3, 4))))
-        s1, s2 = semantic_targets(p1, p2, self.queue, self.epoch >= l.queue_start_epoch, l.eps, l.sinkhorn_iters)
+        pooled = feats['high'].mean(dim=(2, 3, 4))                          # (3B, C)
+        if m.bn == 'joint': p1, p2, _ = self.prototypes(self.proto_head(pooled)).split(B)  # A, B and long share batch norm
+        else: p1, p2 = (self.prototypes(self.proto_head(x)) for x in pooled[:2 * B].split(B))  # (B, K) each
+        s1, s2 = semantic_targets(p1, p2, self.queue, self.epoch >= l.queue_start_epoch, l.eps, l.sinkhorn_iters, push=l.queue_push)
         add('sem', swapped_loss(p1, p2, s1, s2, l.proto_tau), l.sem_weight)
         # lower levels guided by the distribution graphs (Eq. 6-10), second stage only
         if stage == 2 and l.constraint != 'none':
@@ -108,13 +132,19 @@ class MLFO(nn.Module):
                 E = graph_targets(l.constraint, g(z1), g(z2), g(s1), g(s2), l.tau, l.eta, l.instance_similarity)  # (N, N)
                 E = rank_slice(E, get_rank(), get_world_size())             # (B, N) this process's rows
             for r, head in self.graph_heads.items():
-                add(f'graph_{r}', multilevel_loss(*both(head, ab[r]), E, l.tau, offset=own), self.weight[r])
+                r1, r2 = head(seen[r][:2 * B], self.steps(r)).split(B)     # (B, D) each
+                add(f'graph_{r}', multilevel_loss(r1, r2, E, l.tau, gather, l.graph_loss, offset=own), self.weight[r])
         # temporal modelling on feature maps (Eq. 11-13)
         for r, head in self.aug_heads.items():
-            q1, n1 = head.embed_with_augs(fa[r], l.temporal_augs)           # (B, D), (B, A, D)
-            q2, n2 = head.embed_with_augs(fb[r], l.temporal_augs)
-            add(f'aug_{r}', aug_loss(q1, q2, (n1, n2), l.tau, offset=own), self.weight[r])
+            x = excited[r][:, :2]                                           # (1 + A, 2, B, C, T, H, W) clips A and B
+            q = head.project(x.flatten(0, 2), self.steps(r)).unflatten(0, x.shape[:3])  # (1 + A, 2, B, D)
+            q1, q2, n = q[0, 0], q[0, 1], q[1:].permute(1, 2, 0, 3)         # (B, D), (B, D), (2, B, A, D) augmented
+            if l.aug_negatives == 'both_clips': negs = torch.cat([n[0], n[1]], 1)  # (B, 2A, D) both clips' augmentations
+            else: negs = (n[0], n[1])                                      # each clip its own
+            add(f'aug_{r}', aug_loss(q1, q2, negs, l.tau, gather, other_videos=l.aug_negatives != 'eq12', offset=own),
+                self.weight[r])
         for r, head in self.ret_heads.items():
             t = RETRIEVAL_STEPS[r] if l.retrieval_steps == 'authors' else None  # None: every time step of the level
-            add(f'ret_{r}', retrieval_loss(*head(feats[r]).split(B), l.tau, t=t), self.weight[r])  # A, B and long in one call
+            v = head(seen[r]) if self.steps(r) is None else head.per_step(seen[r], self.steps(r))  # (3B, T, D)
+            add(f'ret_{r}', retrieval_loss(*v.split(B), l.tau, t=t, symmetric=l.retrieval_directions == 'both'), self.weight[r])
         return {'loss': total, 'terms': terms}

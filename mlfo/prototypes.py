@@ -168,27 +168,31 @@ class LogitQueue(nn.Module):
 @torch.no_grad()
 def semantic_targets(logits1: torch.Tensor, # (B, K) local prototype logits of view 1
                      logits2: torch.Tensor, # (B, K) local prototype logits of view 2
-                     queue: LogitQueue | None = None, # past global logits; pushed to when use_queue
-                     use_queue: bool = False, # prepend the queue and fill it (epoch >= queue_start_epoch)
+                     queue: LogitQueue | None = None, # past global logits
+                     use_queue: bool = False, # prepend the queue (epoch >= queue_start_epoch)
                      eps: float = 0.05,      # Sinkhorn entropy regulariser
                      iters: int = 3,         # Sinkhorn iterations
                      reduce: Callable = all_reduce_sum, # sum over processes
                      gather: Callable = all_gather,     # (B, K) -> (N, K) over processes, no gradient
+                     push: str = 'always',   # 'always': push every step, queue.length rows include the batch (authors); 'in_use': push once used, length past rows + batch
                     ) -> tuple[torch.Tensor, torch.Tensor]: # (q1, q2), each (B, K), detached, rows sum to 1
     "Detached Sinkhorn targets s^1, s^2 of Eq. 4, with the queue of past logits."
     if logits1.shape != logits2.shape or logits1.ndim != 2:
         raise MLFOError(f'semantic_targets: logits of shapes {tuple(logits1.shape)}, {tuple(logits2.shape)}; expected equal (B, K)')
+    if push not in ('always', 'in_use'): raise MLFOError(f"semantic_targets: push = {push!r}, expected 'always' or 'in_use'")
     views = [logits1.detach(), logits2.detach()]
-    if not (use_queue and queue is not None):
+    if queue is None or not (use_queue or push == 'always'):
         return tuple(sinkhorn(l, eps, iters, reduce) for l in views)
     K = logits1.shape[1]
     if queue.K != K: raise MLFOError(f'semantic_targets: the queue holds {queue.K} prototypes, the logits {K}')
     gathered = [gather(l) for l in views]                # (N, K) each, the global batch
     N = gathered[0].shape[0]
-    if K > queue.length + N:
-        raise MLFOError(f'K = {K} prototypes exceed queue length {queue.length} + global batch {N}: '
+    rows = queue.length if push == 'always' else queue.length + N   # rows of a full problem, the batch included
+    if use_queue and K > max(rows, N):
+        raise MLFOError(f'K = {K} prototypes exceed the {max(rows, N)} rows of queue and global batch: '
                         'Sinkhorn cannot partition them; lengthen loss.queue_len or lower loss.K')
-    targets = tuple(sinkhorn(l, eps, iters, reduce, shared=queue.rows(v).to(l)) for v, l in enumerate(views))
+    past = lambda v: queue.rows(v)[:rows - N].to(views[v])   # (<= rows - N, K) the newest past rows
+    targets = tuple(sinkhorn(l, eps, iters, reduce, shared=past(v) if use_queue else None) for v, l in enumerate(views))
     queue.push(*gathered)
     return targets
 

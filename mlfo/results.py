@@ -11,7 +11,8 @@ from typing import Any, Sequence
 
 import torch
 
-from .config import ConfigError, MLFOConfig, PRESETS, EvalConfig, apply_overrides, from_dict, get_preset
+from .config import (ADDED_WITH_OBJECTIVE, OBJECTIVES, ConfigError, MLFOConfig, PRESETS, EvalConfig, apply_overrides, from_dict,
+                         get_preset)
 from .core import MLFOError, atomic_write_bytes, atomic_write_json, atomic_write_text, device_info, file_fingerprint, git_commit
 
 # %% auto #0
@@ -132,7 +133,8 @@ def run_config(preset: str = 'tiny', # PRESET: 'tiny' or a paper preset (mlfo.co
 
 # %% ../nbs/15_results.ipynb #c04d693a
 BOOKKEEPING = ('name', 'preset', 'out_dir', 'device', 'data.num_workers')  # settings that do not change a run's numbers
-ADDED_LATER = {'loss.retrieval_steps': 'full'}  # settings added after records existed: at this value (the old behaviour) they leave keys unchanged
+ADDED_LATER = {'loss.retrieval_steps': 'full',   # settings added after records existed: at this value (the old behaviour) they leave keys unchanged
+               **{k: OBJECTIVES['legacy'][k] for k in ADDED_WITH_OBJECTIVE if k != 'loss.objective'}, 'loss.objective': 'legacy'}
 
 def _canonical(cfg: MLFOConfig, with_eval: bool = True) -> dict:
     d = json.loads(json.dumps(cfg.to_dict()))  # tuples -> lists

@@ -18,7 +18,7 @@ from .instance import local_offset
 # %% auto #0
 __all__ = ['TEMPORAL_AUGS', 'RETRIEVAL_STEPS', 'MotionExcitation', 'temporal_reverse', 'shuffle_permutations', 'temporal_shuffle',
            'temporal_augment', 'TemporalAugHead', 'aug_loss', 'pool_time', 'retrieval_loss', 'RetrievalHead',
-           'conventional_negatives', 'instance_loss_with_extra_negatives']
+           'step_features', 'conventional_negatives', 'instance_loss_with_extra_negatives']
 
 # %% ../nbs/08_temporal.ipynb #fe66fd1d
 def _check_finite(x: Tensor, name: str) -> None:
@@ -144,6 +144,13 @@ class TemporalAugHead(nn.Module):
     def forward(self, f: Tensor, # (B, C, T, H, W)
                ) -> Tensor:      # (B, head_dim)
         return self.mlp(self.me(f).mean(dim=(2, 3, 4)))  # (B, C) after spatiotemporal pooling
+
+    def project(self, f: Tensor, # (N, C, T, H, W) ME output
+                steps: int | None = None, # None: the MLP on the T,H,W mean (Eq. 11's wording); n: on each of n pooled steps, then their mean (authors)
+               ) -> Tensor:      # (N, head_dim)
+        "The MLP of ME(.) on an excited map."
+        if steps is None: return self.mlp(f.mean(dim=(2, 3, 4)))
+        return self.mlp(step_features(f, steps)).mean(dim=1)  # (N, steps, head_dim) -> (N, head_dim)
 
     def embed_with_augs(self, f: Tensor, # (B, C, T, H, W)
                         augs: Sequence[str] = ('reverse',), # `cfg.loss.temporal_augs`
@@ -284,6 +291,21 @@ class RetrievalHead(nn.Module):
         hidden = relu(first(f)).mean(dim=(3, 4)).transpose(1, 2)  # (B, hidden, T, H, W) -> (B, hidden, T) -> (B, T, hidden)
         # the second 1x1x1 convolution is linear, so it commutes with the spatial mean: run it on the pooled steps
         return F.linear(hidden, second.weight.flatten(1), second.bias)  # weight (D, hidden, 1, 1, 1) -> (D, hidden); (B, T, D)
+
+    def per_step(self, f: Tensor, # (B, C, T, H, W)
+                 steps: int,      # time steps kept (`RETRIEVAL_STEPS[level]`)
+                ) -> Tensor:      # (B, steps, head_dim)
+        "The authors' order: spatial mean and time pooling first, then the MLP on every pooled step."
+        _check_map(f, 'f')
+        first, relu, second = self.mlp
+        hidden = relu(F.linear(step_features(f, steps), first.weight.flatten(1), first.bias))  # (B, steps, hidden)
+        return F.linear(hidden, second.weight.flatten(1), second.bias)
+
+def step_features(f: Tensor, # (N, C, T, H, W)
+                  steps: int, # time steps kept, by adaptive average pooling (the authors' pools)
+                 ) -> Tensor: # (N, steps, C)
+    "Spatial mean, then the time axis pooled to `steps`: what the authors' 1x1 heads read."
+    return F.adaptive_avg_pool1d(f.mean(dim=(3, 4)), steps).transpose(1, 2)  # (N, C, T) -> (N, C, steps) -> (N, steps, C)
 
 # %% ../nbs/08_temporal.ipynb #a06f0536
 def conventional_negatives(clip: Tensor, # (B, 3, T, H, W) input clips

@@ -51,13 +51,16 @@ def losses(batch, rank, world):
 
     s1_all, s2_all = D.all_gather(s1), D.all_gather(s2)
     h1, h2 = D.all_gather(part(batch['z1'])), D.all_gather(part(batch['z2']))
-    for variant in ('code', 'paper'):
-        E = graph_targets('combined', h1, h2, s1_all, s2_all, TAU, ETA, variant)      # (N, N) on every process
+    for variant in MUL_VARIANTS:
+        E = graph_targets('combined', h1, h2, s1_all, s2_all, TAU, ETA, 'paper' if variant == 'paper' else 'code')  # (N, N) everywhere
         r1, r2 = part(batch['r1']).requires_grad_(True), part(batch['r2']).requires_grad_(True)
         loss, acc = multilevel_loss(r1, r2, D.rank_slice(E, rank, world), TAU, variant=variant)
         loss.backward()
         out[f'mul_{variant}'] = (E, loss.detach(), acc, r1.grad, r2.grad)
     return out
+
+
+MUL_VARIANTS = ('symmetric', 'paper', 'authors')  # multilevel_loss variants, each with its instance graph
 
 
 def dist_worker(rank, world, batch):
@@ -79,7 +82,7 @@ def test_two_processes_match_one():
         close(torch.cat([r['sem'][i] for r in ranks]), one['sem'][i])
     for r in ranks:                                                   # the same queue everywhere
         close(r['sem'][2], one['sem'][2]); close(r['sem'][3], one['sem'][3])
-    for variant in ('code', 'paper'):
+    for variant in MUL_VARIANTS:
         key = f'mul_{variant}'
         for r in ranks: close(r[key][0], one[key][0])                 # the global graph
         close(both(key, 1).mean(), one[key][1])
