@@ -17,7 +17,7 @@ from .distributed import all_gather, all_gather_grad, all_gather_local_grad, ran
 from .instance import instance_loss
 from .prototypes import Prototypes, ProtoHead, LogitQueue, semantic_targets, swapped_loss
 from .graph import graph_targets, multilevel_loss
-from .temporal import (RETRIEVAL_STEPS, TEMPORAL_AUGS, TemporalAugHead, RetrievalHead, aug_loss, retrieval_loss, step_features,
+from .temporal import (RETRIEVAL_STEPS, TEMPORAL_AUGS, TemporalAugHead, RetrievalHead, aug_loss, retrieval_loss, project_pooled,
                            conventional_negatives,
                            instance_loss_with_extra_negatives)
 
@@ -31,8 +31,7 @@ class PooledHead(nn.Module):
     def forward(self, f: torch.Tensor, # (B, C, T, H, W)
                 steps: int | None = None, # None: the MLP on the T,H,W mean; n: on each of n pooled time steps, then their mean (authors)
                ) -> torch.Tensor:      # (B, out_dim), unit rows
-        if steps is None: return F.normalize(self.net(f.mean(dim=(2, 3, 4))), dim=1)
-        return F.normalize(self.net(step_features(f, steps)).mean(dim=1), dim=1)  # (B, steps, out_dim) -> (B, out_dim)
+        return F.normalize(project_pooled(self.net, f, steps), dim=1)
 
 # %% ../nbs/09_model.ipynb #b3fe2a75
 class MLFO(nn.Module):

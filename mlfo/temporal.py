@@ -17,8 +17,8 @@ from .instance import local_offset
 
 # %% auto #0
 __all__ = ['TEMPORAL_AUGS', 'RETRIEVAL_STEPS', 'MotionExcitation', 'temporal_reverse', 'shuffle_permutations', 'temporal_shuffle',
-           'temporal_augment', 'TemporalAugHead', 'aug_loss', 'pool_time', 'retrieval_loss', 'RetrievalHead',
-           'step_features', 'conventional_negatives', 'instance_loss_with_extra_negatives']
+           'temporal_augment', 'step_features', 'project_pooled', 'TemporalAugHead', 'aug_loss', 'pool_time',
+           'retrieval_loss', 'RetrievalHead', 'conventional_negatives', 'instance_loss_with_extra_negatives']
 
 # %% ../nbs/08_temporal.ipynb #fe66fd1d
 def _check_finite(x: Tensor, name: str) -> None:
@@ -127,6 +127,20 @@ def temporal_augment(f: Tensor, # (B, C, T, H, W) feature map or clip
     return torch.stack([TEMPORAL_AUGS[a](f, generator) for a in augs], 1)  # (B, A, C, T, H, W)
 
 # %% ../nbs/08_temporal.ipynb #c805f0d2
+def step_features(f: Tensor, # (N, C, T, H, W)
+                  steps: int, # time steps kept, by adaptive average pooling (the authors' pools)
+                 ) -> Tensor: # (N, steps, C)
+    "Spatial mean, then the time axis pooled to `steps`: what the authors' 1x1 heads read."
+    return F.adaptive_avg_pool1d(f.mean(dim=(3, 4)), steps).transpose(1, 2)  # (N, C, T) -> (N, C, steps) -> (N, steps, C)
+
+def project_pooled(mlp: nn.Module, # a two-layer MLP on (..., C) rows
+                   f: Tensor,      # (N, C, T, H, W)
+                   steps: int | None = None, # None: on the T,H,W mean; n: on each of n pooled steps, then their mean (authors)
+                  ) -> Tensor:     # (N, D)
+    "A head's MLP on a pooled map, in the order `model.heads` says."
+    if steps is None: return mlp(f.mean(dim=(2, 3, 4)))
+    return mlp(step_features(f, steps)).mean(dim=1)  # (N, steps, D) -> (N, D)
+
 class TemporalAugHead(nn.Module):
     "ME block, spatiotemporal average pooling and a two-layer MLP: ME(.) of Eq. 11-12."
     def __init__(self,
@@ -143,14 +157,13 @@ class TemporalAugHead(nn.Module):
 
     def forward(self, f: Tensor, # (B, C, T, H, W)
                ) -> Tensor:      # (B, head_dim)
-        return self.mlp(self.me(f).mean(dim=(2, 3, 4)))  # (B, C) after spatiotemporal pooling
+        return self.project(self.me(f))  # the MLP after spatiotemporal pooling
 
     def project(self, f: Tensor, # (N, C, T, H, W) ME output
                 steps: int | None = None, # None: the MLP on the T,H,W mean (Eq. 11's wording); n: on each of n pooled steps, then their mean (authors)
                ) -> Tensor:      # (N, head_dim)
         "The MLP of ME(.) on an excited map."
-        if steps is None: return self.mlp(f.mean(dim=(2, 3, 4)))
-        return self.mlp(step_features(f, steps)).mean(dim=1)  # (N, steps, head_dim) -> (N, head_dim)
+        return project_pooled(self.mlp, f, steps)
 
     def embed_with_augs(self, f: Tensor, # (B, C, T, H, W)
                         augs: Sequence[str] = ('reverse',), # `cfg.loss.temporal_augs`
@@ -300,12 +313,6 @@ class RetrievalHead(nn.Module):
         first, relu, second = self.mlp
         hidden = relu(F.linear(step_features(f, steps), first.weight.flatten(1), first.bias))  # (B, steps, hidden)
         return F.linear(hidden, second.weight.flatten(1), second.bias)
-
-def step_features(f: Tensor, # (N, C, T, H, W)
-                  steps: int, # time steps kept, by adaptive average pooling (the authors' pools)
-                 ) -> Tensor: # (N, steps, C)
-    "Spatial mean, then the time axis pooled to `steps`: what the authors' 1x1 heads read."
-    return F.adaptive_avg_pool1d(f.mean(dim=(3, 4)), steps).transpose(1, 2)  # (N, C, T) -> (N, C, steps) -> (N, steps, C)
 
 # %% ../nbs/08_temporal.ipynb #a06f0536
 def conventional_negatives(clip: Tensor, # (B, 3, T, H, W) input clips
