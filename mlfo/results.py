@@ -167,8 +167,10 @@ def run_key(cfg: MLFOConfig, # the run's config (its eval.dataset/root are repla
             init: str = 'mlfo', # one of INITS
            ) -> str:
     "Identity (12 hex digits) of a run: config (seed included), evaluation data sets and initialisation."
-    d = _canonical(cfg)
-    if init != 'mlfo': d.pop('loss'); d.pop('optim')  # no pretraining: its losses and schedule change nothing
+    if init != 'mlfo':  # no pretraining: its losses, schedule, augmentations and heads change nothing
+        d = _canonical(apply_overrides(cfg, ['loss.objective=legacy']))  # the objective's data and model keys at their old values
+        d.pop('loss'); d.pop('optim')
+    else: d = _canonical(cfg)
     if init == 'supervised': d['supervised'] = {k: v for k, v in cfg.to_dict()['eval'].items() if k.startswith('supervised_')}
     return _digest({'config': d, 'eval_data': [list(e) for e in evals], 'init': init})
 
