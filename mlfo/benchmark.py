@@ -18,6 +18,7 @@ from .config import MLFOConfig, get_preset
 from .core import atomic_write_json, device_info, git_commit, input_checks
 from .backbones import build_backbone
 from .model import MLFO
+from .pretrain import precision
 
 # %% ../nbs/12_benchmark.ipynb #85c95a6d
 def random_views(batch: int, frames: int, size: int, device, seed: int = 0) -> dict:
@@ -25,11 +26,8 @@ def random_views(batch: int, frames: int, size: int, device, seed: int = 0) -> d
     g = torch.Generator(device='cpu').manual_seed(seed)
     return {k: torch.randn(batch, 3, frames, size, size, generator=g).to(device) for k in ('a', 'b', 'long')}
 
-def _amp(device, amp: bool):
-    return torch.autocast(device.type, dtype=torch.bfloat16) if amp and device.type == 'cuda' else contextlib.nullcontext()
-
 def make_step(cfg: MLFOConfig, # model and loss settings
-              variant: str, # 'bare' (backbone only), 'mlfo' (full step), 'mlfo_fp32'
+              variant: str, # 'bare' (backbone only), 'mlfo' (full step, precision as `cfg.optim` says), 'mlfo_fp32'
               device: torch.device, amp: bool = True, channels_last: bool = True, compile: bool = False,
               checks: bool | None = None, # the losses' value checks; None: as the training loop (off on a GPU)
              ):
@@ -39,14 +37,15 @@ def make_step(cfg: MLFOConfig, # model and loss settings
     model = build_backbone(cfg.model.backbone, cfg.model.width) if variant == 'bare' else MLFO(cfg)
     model = model.to(device).train()
     if variant == 'mlfo_fp32': amp, channels_last = False, False
-    if channels_last and device.type == 'cuda': model = model.to(memory_format=torch.channels_last_3d)
+    ctx, cl = precision(device, cfg.optim) if amp else (contextlib.nullcontext(), False)  # as the training loop runs
+    channels_last = channels_last and cl
+    if channels_last: model = model.to(memory_format=torch.channels_last_3d)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=1e-5)
     fwd = torch.compile(model) if compile else model
     if hasattr(model, 'set_epoch'): model.set_epoch(cfg.loss.queue_start_epoch)  # queue on, prototypes trainable
     def step(views):
-        if channels_last and device.type == 'cuda':
-            views = {k: v.contiguous(memory_format=torch.channels_last_3d) for k, v in views.items()}
-        with _amp(device, amp), input_checks(checks):
+        if channels_last: views = {k: v.contiguous(memory_format=torch.channels_last_3d) for k, v in views.items()}
+        with ctx, input_checks(checks):
             if variant == 'bare':
                 feats = fwd(MLFO.batch_clips(views['a'], views['b'], views['long']))   # (3B, C, T, H, W) per level, as MLFO batches them
                 loss = feats['high'].float().mean()
@@ -88,13 +87,14 @@ def step_benchmark(cfg: MLFOConfig, # model / loss settings (cfg.model.backbone,
                    batch: int, # samples (videos) per step
                    frames: int, size: int, # clip shape
                    device: str | torch.device = 'cpu',
-                   variants=None, # default: ('bare', 'mlfo', 'mlfo_fp32') on a GPU; ('bare', 'mlfo') on the CPU, where both MLFO variants are the same fp32 step
+                   variants=None, # default: ('bare', 'mlfo', 'mlfo_fp32'); ('bare', 'mlfo') on a CPU without `optim.cpu_amp` (both MLFO variants are one fp32 step)
                    steps: int = 20, warmup: int = 5, compile: bool = False, flops: bool = True,
                    rounds: int = 4, # the timed steps are split into rounds that alternate the variants
                   ) -> dict:
     "Samples/s, peak memory and FLOPs of each variant on the same random input; ratio mlfo / bare."
     device = torch.device(device)
-    if variants is None: variants = ('bare', 'mlfo', 'mlfo_fp32') if device.type == 'cuda' else ('bare', 'mlfo')
+    fast = device.type == 'cuda' or cfg.optim.cpu_amp
+    if variants is None: variants = ('bare', 'mlfo', 'mlfo_fp32') if fast else ('bare', 'mlfo')
     rounds = max(1, min(rounds, steps))
     base = random_views(batch, frames, size, device, cfg.seed)
     out = {'backbone': cfg.model.backbone, 'width': cfg.model.width, 'batch': batch, 'frames': frames, 'size': size,
@@ -104,7 +104,7 @@ def step_benchmark(cfg: MLFOConfig, # model / loss settings (cfg.model.backbone,
         held = torch.cuda.memory_allocated(device) if device.type == 'cuda' else 0
         step, model = make_step(cfg, v, device, compile=compile and v != 'mlfo_fp32')
         # one copy of the clips, in the layout the step uses (as the training loop holds them), not a second one per step
-        layout = torch.channels_last_3d if device.type == 'cuda' and v != 'mlfo_fp32' else torch.contiguous_format
+        layout = torch.channels_last_3d if fast and cfg.optim.channels_last and v != 'mlfo_fp32' else torch.contiguous_format
         views = {k: x.contiguous(memory_format=layout) for k, x in base.items()}
         if device.type == 'cuda': torch.cuda.reset_peak_memory_stats(device)
         _timed(step, views, warmup, device)

@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['stage_of', 'lr_factor', 'ResumableBatchSampler', 'rng_fork', 'SeededItems', 'Checkpointer', 'MetricLog',
-           'read_metrics', 'setup_distributed', 'GlobalBatchNorm', 'sync_batchnorm', 'NonFiniteLoss', 'pretrain',
-           'ToyVideos', 'ToyModel', 'toy_augment', 'plot_metrics', 'main']
+           'read_metrics', 'setup_distributed', 'GlobalBatchNorm', 'sync_batchnorm', 'bf16_conv_check', 'precision',
+           'NonFiniteLoss', 'pretrain', 'ToyVideos', 'ToyModel', 'toy_augment', 'plot_metrics', 'main']
 
 # %% ../nbs/10_pretrain.ipynb #08d4a511
 import contextlib, json, math, os, random, re, signal, sys, time, warnings
@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .config import MLFOConfig, config_diff, from_dict, get_preset
+from .config import ConfigError, MLFOConfig, config_diff, from_dict, get_preset
 from .core import (MLFOError, atomic_torch_save, atomic_write_json, device_info, git_commit, input_checks, rng_state,
                        seed_everything, set_rng_state)
 from . import distributed as D
@@ -244,10 +244,52 @@ def _to_views(batch: dict, device, augment, channels_last: bool) -> dict:
     for k in ('a', 'b', 'long'):
         x = batch[k].to(device, non_blocking=True)
         if augment is not None: x = augment(x)
-        if channels_last and device.type == 'cuda': x = x.contiguous(memory_format=torch.channels_last_3d)
+        if channels_last: x = x.contiguous(memory_format=torch.channels_last_3d)
         out[k] = x
     out['index'] = batch.get('index')
     return out
+
+# %% ../nbs/10_pretrain.ipynb #ed0c02de
+_BF16_SHAPES = tuple((4, c, 2, s, s) for c in (16, 64, 128, 256) for s in (1, 2))  # inputs of conv3d 3x3x3 (the stages' maps)
+
+def bf16_conv_check(shapes=_BF16_SHAPES, # conv3d inputs (B, C, T, H, W), C in and out
+                    conv=None, # (module, input, dtype) -> weight gradient; default: autocast on the CPU
+                    tol: float = 0.05, # largest relative error of the bf16 weight gradient allowed
+                   ) -> list[dict]:
+    "The relative error of a CPU bf16 conv3d weight gradient against fp32 at each shape; `ok` is False above `tol` or not finite."
+    def grad(m, x, dtype):
+        x = x.clone().requires_grad_()
+        with torch.autocast('cpu', dtype=dtype, enabled=dtype != torch.float32): y = m(x)
+        y.float().square().mean().backward()
+        g = m.weight.grad.clone(); m.weight.grad = None
+        return g
+    conv = conv or grad
+    g = torch.Generator().manual_seed(0)
+    rows = []
+    for shape in shapes:
+        m = nn.Conv3d(shape[1], shape[1], 3, padding=1, bias=False)
+        with torch.no_grad(): m.weight.normal_(0, 0.05, generator=g)
+        x = torch.randn(shape, generator=g)
+        ref, low = conv(m, x, torch.float32), conv(m, x, torch.bfloat16)
+        err = float((low - ref).norm() / ref.norm())
+        rows.append({'shape': shape, 'rel_err': err, 'ok': math.isfinite(err) and err <= tol})
+    return rows
+
+_BF16_OK = None
+
+def precision(device: torch.device, optim) -> tuple: # (autocast context, channels_last_3d?)
+    "How a step runs on `device` under `optim.amp`, `optim.channels_last` and `optim.cpu_amp` (bf16 only on the CPU)."
+    global _BF16_OK
+    fast = device.type == 'cuda' or optim.cpu_amp
+    if device.type == 'cpu' and optim.cpu_amp and optim.amp != 'none':
+        if _BF16_OK is None: _BF16_OK = [r for r in bf16_conv_check() if not r['ok']]
+        if _BF16_OK:
+            r = _BF16_OK[0]
+            raise ConfigError(f"optim.cpu_amp=true: this PyTorch ({torch.__version__}) computes the CPU bf16 conv3d weight gradient "
+                              f"wrongly (relative error {r['rel_err']:.2g} against fp32 at input {r['shape']}); keep optim.cpu_amp=false")
+    dtype = torch.float16 if optim.amp == 'fp16' and device.type == 'cuda' else torch.bfloat16
+    amp = torch.autocast(device.type, dtype=dtype) if fast and optim.amp != 'none' else contextlib.nullcontext()
+    return amp, fast and optim.channels_last
 
 # %% ../nbs/10_pretrain.ipynb #2f9f5569
 class NonFiniteLoss(MLFOError):
@@ -307,7 +349,8 @@ def pretrain(cfg: MLFOConfig, # the run's config (validated)
     # --- model
     model = (model if model is not None else _default_model(cfg)).to(device)
     if world > 1 and cfg.dist.sync_bn: model = sync_batchnorm(model, device)
-    if cfg.optim.channels_last and device.type == 'cuda': model = model.to(memory_format=torch.channels_last_3d)
+    amp, channels_last = precision(device, cfg.optim)
+    if channels_last: model = model.to(memory_format=torch.channels_last_3d)
     core = model
     if world > 1:
         # the first stage leaves the lower levels' graph heads unused
@@ -337,8 +380,6 @@ def pretrain(cfg: MLFOConfig, # the run's config (validated)
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         cfg.save(run_dir / 'config.yaml')
-    amp = torch.autocast('cuda', dtype=torch.bfloat16 if cfg.optim.amp == 'bf16' else torch.float16) \
-        if device.type == 'cuda' and cfg.optim.amp != 'none' else contextlib.nullcontext()
     scaler = torch.amp.GradScaler('cuda', enabled=device.type == 'cuda' and cfg.optim.amp == 'fp16')
     checks = device.type != 'cuda'   # the losses' value checks wait for the GPU; there the sums below catch a NaN instead
 
@@ -407,7 +448,7 @@ def pretrain(cfg: MLFOConfig, # the run's config (validated)
             for i, batch in enumerate(_batches(loader), start=start_batch):
                 wait += time.perf_counter() - t_wait
                 if batch is None: continue
-                views = _to_views(batch, device, augment, cfg.optim.channels_last)
+                views = _to_views(batch, device, augment, channels_last)
                 n_clips = views['a'].shape[0]
                 try:
                     with amp, input_checks(checks): out = fwd(views, stage=stage)
