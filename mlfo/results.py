@@ -324,7 +324,7 @@ def run_ablation(preset: str = 'tiny', K: int | None = None, E: float | None = N
                  require_checkpoint: bool = False, # rerun when the record exists but its checkpoint is gone
                  force: bool = False, # rerun even when the record exists
                  pretrained: str | Path | None = None, # a finished pretraining of this config to evaluate (run folder or checkpoint, e.g. from torchrun)
-                 progress: bool = False, # progress bars
+                 progress: bool = True, # progress bars (a widget in JupyterLab, text in a terminal)
                 ) -> dict:
     "Pretrain, evaluate and write one run record (`run_config` explains the parameters); skip a run already recorded."
     from mlfo.pretrain import pretrain
