@@ -35,8 +35,9 @@ kernel: $(STAMP)
 	$(BIN)/python -m ipykernel install --user --name mlfo --display-name 'Python 3 (mlfo)'
 
 LAB_ARGS ?=
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=nbs --MultiKernelManager.default_kernel_name=mlfo $(LAB_ARGS)
+	$(BIN)/jupyter lab --notebook-dir=nbs --MultiKernelManager.default_kernel_name=mlfo $(ROOT_FLAG) $(LAB_ARGS)
 
 check-nbdev: $(STAMP)
 	$(BIN)/python tools/check_nbdev.py
