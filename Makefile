@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.mlfo-installed
 JOBS ?= 2
 
-.PHONY: help venv kernel lab test test-slow demo results docs docs-offline export clean-nbs check-nbdev clean
+.PHONY: help venv kernel lab test test-slow demo results docs docs-deps docs-offline export clean-nbs check-nbdev clean
 
 help:
 	@echo "make demo          run the main job (tiny preset, synthetic data) and print where its results are"
@@ -56,10 +56,16 @@ demo: $(STAMP)
 results: $(STAMP)
 	$(BIN)/python -m mlfo.cli results
 
-docs-offline: $(STAMP)
+# pandoc renders the pages (math as MathML), chromium checks them: Debian packages, installed when missing.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+docs-deps:
+	@command -v pandoc > /dev/null && command -v chromium > /dev/null || \
+	  ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq pandoc chromium fonts-dejavu-core)
+
+docs-offline: $(STAMP) docs-deps
 	$(BIN)/python tools/docs_offline.py
 
-# The offline docs in a real browser (needs chromium: apt-get install chromium); slow, so not in `make test`.
+# The offline docs in a real browser: screenshots and a link check (slow, so not in `make test`).
 docs: docs-offline
 	$(BIN)/python -m pytest -q --docs tests/test_docs_browser.py
 
