@@ -130,12 +130,12 @@ def _output_markdown(o) -> str:
     return ''
 
 
-def generated_section(nb_name: str, out: Path) -> str:
+def generated_section(nb_name: str, out: Path, results: Path) -> str:
     "The tables and figures this notebook generated under results/ (copied, not re-run), as markdown."
     prefixes = ARTEFACT_PAGES.get(nb_name)
     if not prefixes: return ''
-    tables = sorted(p for pre in prefixes for p in (ROOT / 'results' / 'tables').glob(f'{pre}*.md'))
-    figures = sorted(p for pre in prefixes for p in (ROOT / 'results' / 'figures').glob(f'{pre}*.png'))
+    tables = sorted(p for pre in prefixes for p in (results / 'tables').glob(f'{pre}*.md'))
+    figures = sorted(p for pre in prefixes for p in (results / 'figures').glob(f'{pre}*.png'))
     parts = ['## Generated output', '',
              'What the last run of this notebook wrote under `results/` (the docs show it; they do not re-run anything).']
     for t in tables:
@@ -150,10 +150,10 @@ def generated_section(nb_name: str, out: Path) -> str:
     return '::: {.generated}\n' + '\n'.join(parts) + '\n:::'
 
 
-def notebook_markdown(nb, nb_name: str, out: Path) -> str:
+def notebook_markdown(nb, nb_name: str, out: Path, results: Path) -> str:
     "A processed notebook as one pandoc markdown document; the generated output goes before the first code cell."
     parts, placed = [], False
-    extra = generated_section(nb_name, out)
+    extra = generated_section(nb_name, out, results)
     for c in nb.cells:
         if c.cell_type == 'raw': continue
         if c.cell_type == 'markdown':
@@ -221,15 +221,35 @@ def page_html(title: str, description: str, body: str, sidebar: str, page: str) 
             f'cite the paper (see <a href="index.html#citing">Citing</a>).</footer></main></body></html>\n')
 
 
-def build():
+def drop_dead_anchors(out: Path) -> list[str]:
+    "nbdev links every backticked name of _modidx; private names have no heading to land on: keep their code, drop the link."
+    ids = {p.name: set(re.findall(r'\bid="([^"]+)"', p.read_text())) for p in out.glob('*.html')}
+    dropped = []
+    def fix(m):
+        page, anchor = m.group(1), m.group(2)
+        if page in ids and anchor not in ids[page]:
+            dropped.append(f'{page}#{anchor}'); return m.group(3)
+        return m.group(0)
+    for p in out.glob('*.html'):
+        text = p.read_text()
+        new = re.sub(r'<a\s+href="([\w.-]+\.html)#([^"]+)"[^>]*>(<code>[^<]*</code>)</a>', fix, text)
+        if new != text: p.write_text(new)
+    return dropped
+
+
+def build(out: Path = OUT, # the site folder
+          results: Path = ROOT / 'results', # where the generated tables and figures are read
+         ):
+    "The whole site (and sidebar.yml, README.md)."
     from nbdev.serve import proc_nbs
     import nbformat
     (NBS / 'sidebar.yml').write_text(sidebar_yml())
     (ROOT / 'README.md').write_text(readme_md())
     proc_nbs(str(NBS), n_workers=0)
-    shutil.rmtree(OUT, ignore_errors=True)
-    OUT.mkdir()
-    (OUT / 'site.css').write_text(CSS + highlight_css() + (NBS / 'styles.css').read_text())
+    out, results = Path(out), Path(results)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    (out / 'site.css').write_text(CSS + highlight_css() + (NBS / 'styles.css').read_text())
     nbs = {p.name: nbformat.read(p, as_version=4) for p in sorted((ROOT / '_proc').glob('*.ipynb'))}
     pages = {}
     for name, nb in nbs.items():
@@ -237,14 +257,16 @@ def build():
         pages[name] = (page_of(name, fm), str(fm.get('title') or Path(name).stem), str(fm.get('description') or ''))
     for name, nb in nbs.items():
         page, title, description = pages[name]
-        body = pandoc_html(notebook_markdown(nb, name, OUT))
-        (OUT / page).write_text(page_html(title, description, body, sidebar_html(pages, name), page))
+        body = pandoc_html(notebook_markdown(nb, name, out, results))
+        (out / page).write_text(page_html(title, description, body, sidebar_html(pages, name), page))
+    unlinked = drop_dead_anchors(out)
+    if unlinked: print(f'{len(unlinked)} automatic links to names without a heading made plain code: {", ".join(sorted(set(unlinked)))}')
     by_group = {g: [pages[n] for n in pages if n != 'index.ipynb' and group_of(n) == g] for g in GROUPS}
     items = ''.join(f'<h2>{g}</h2><ul>' + ''.join(f'<li><a href="{h}">{html.escape(t)}</a>: {html.escape(d)}</li>' for h, t, d in ps) + '</ul>'
                     for g, ps in by_group.items() if ps)
-    (OUT / 'contents.html').write_text(page_html('All pages', 'Every chapter of mlfo, grouped as in the sidebar.', items,
+    (out / 'contents.html').write_text(page_html('All pages', 'Every chapter of mlfo, grouped as in the sidebar.', items,
                                                  sidebar_html(pages, ''), 'contents.html'))
-    print(f'wrote {len(pages)} pages to {OUT.relative_to(ROOT)}/ (index.html; contents.html lists them)')
+    print(f'wrote {len(pages)} pages to {out}/ (index.html; contents.html lists them)')
 
 
 def check() -> int:
@@ -258,5 +280,7 @@ def check() -> int:
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--check', action='store_true', help='only check that sidebar.yml and README.md are current')
+    ap.add_argument('--out', default=str(OUT), help='site folder (default _docs_offline)')
+    ap.add_argument('--results', default=str(ROOT / 'results'), help='folder of the generated tables/ and figures/ to show')
     a = ap.parse_args()
-    sys.exit(check() if a.check else build())
+    sys.exit(check() if a.check else build(Path(a.out), Path(a.results)))
