@@ -249,6 +249,7 @@ def build(out: Path = OUT, # the site folder
     out, results = Path(out), Path(results)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
+    if (NBS / 'images').exists(): shutil.copytree(NBS / 'images', out / 'images')   # pictures the chapters show
     (out / 'site.css').write_text(CSS + highlight_css() + (NBS / 'styles.css').read_text())
     nbs = {p.name: nbformat.read(p, as_version=4) for p in sorted((ROOT / '_proc').glob('*.ipynb'))}
     pages = {}
