@@ -25,9 +25,10 @@ __all__ = ['SUITE_BUDGET', 'REFERENCE', 'SUPERVISED_REFERENCE', 'FIG3_K', 'FIG3_
            'run_ablation', 'RunSpec', 'suite_runs', 'eval_sets', 'repo_root', 'at_repo_root', 'ensure_kernel',
            'notebook_params', 'execute_run', 'run_suite', 'Row', 'metric', 'cell_values', 'artefact_table',
            'markdown_table', 'missing_runs', 'write_table', 'table_rows', 'describe', 'output_name', 'table_header',
-           'make_table', 'loss_terms', 'make_loss_table', 'sweep_frame', 'figure3', 'load_mlfo', 'split_embeddings',
-           'neighbour_agreement', 'figure5_inputs', 'make_figure3', 'describe_short', 'make_figure4', 'make_figure5',
-           'benchmark_records', 'budget_curve', 'acceptance', 'pretrain_commands', 'suite', 'render_artefact', 'main']
+           'make_table', 'loss_terms', 'make_loss_table', 'sweep_frame', 'figure3_floors', 'figure3', 'load_mlfo',
+           'split_embeddings', 'neighbour_agreement', 'figure5_inputs', 'make_figure3', 'describe_short',
+           'make_figure4', 'make_figure5', 'benchmark_records', 'budget_curve', 'acceptance', 'pretrain_commands',
+           'suite', 'render_artefact', 'main']
 
 # %% ../nbs/15_results.ipynb #f0602360
 @dataclass(frozen=True)
@@ -837,22 +838,51 @@ def sweep_frame(specs: Sequence[RunSpec], records: dict, param: str, # 'K' or 'E
             rows.append({param: x, 'seed': cfg.seed, 'set': name, 'top1': None if v is None else 100 * v})
     return pd.DataFrame(rows, columns=[param, 'seed', 'set', 'top1'])
 
-def figure3(specs: Sequence[RunSpec], records: dict, paths: dict):
-    "Figure 3: linear-probe top-1 against K (log scale) and E; returns (figure, data)."
+def figure3_floors(specs: Sequence[RunSpec], records: dict, preset: str = 'tiny', epochs: int | None = None) -> dict:
+    "Per evaluation set: random-init top-1 (Table 2's random runs, mean over the seeds recorded) and chance, in %."
+    seeds = sorted({s.params.get('seed', 0) for s in specs})
+    randoms = [s for s in suite_runs('table2', preset=preset, epochs=epochs, seeds=seeds) if s.params.get('init') == 'random']
+    mine = [records[s.key()] for s in [*specs, *randoms] if s.key() in records]
+    out = {}
+    for e in eval_sets(specs):
+        vals = [v for v in (metric(records[s.key()], f'{e}/linear/top1') for s in randoms if s.key() in records) if v is not None]
+        classes = next((r['evaluations'][e]['classes'] for r in mine if (r.get('evaluations') or {}).get(e, {}).get('classes')), None)
+        out[SYNTHETIC_NOTE.get(e, e).split(' (')[0]] = {'random init': 100 * sum(vals) / len(vals) if vals else None,
+                                                       'chance': 100 / classes if classes else None}
+    return out
+
+def figure3(specs: Sequence[RunSpec], records: dict, paths: dict,
+            floors: dict | None = None, # legend name -> {'random init': top-1 %, 'chance': top-1 %} (horizontal lines)
+           ):
+    "Figure 3: linear-probe top-1 against K (log scale) and E, with random-init and chance lines; returns (figure, data)."
     import matplotlib.pyplot as plt, seaborn as sns, pandas as pd
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.4))
+    colours = dict(zip(paths, sns.color_palette(n_colors=max(len(paths), 1))))
     data = []
     for ax, param in zip(axes, ('K', 'E')):
         df = sweep_frame(specs, records, param, paths)
         data.append(df.assign(param=param).rename(columns={param: 'value'}))
         have = df.dropna(subset=['top1'])
-        if len(have): sns.lineplot(have, x=param, y='top1', hue='set', marker='o', errorbar='sd', ax=ax)
+        if len(have): sns.lineplot(have, x=param, y='top1', hue='set', palette=colours, marker='o', errorbar='sd', ax=ax, legend=False)
         else: ax.text(0.5, 0.5, 'no records yet', ha='center', transform=ax.transAxes)
+        for name, lines in (floors or {}).items():
+            for kind, style in (('random init', '--'), ('chance', ':')):
+                if lines.get(kind) is not None: ax.axhline(lines[kind], color=colours.get(name, 'grey'), ls=style, lw=1)
         if param == 'K': ax.set_xscale('log', base=2)
-        ax.set_xlabel('number of prototypes K' if param == 'K' else 'first-stage fraction E')
+        ax.set_title('number of prototypes K (E at the preset value)' if param == 'K' else
+                     'first-stage fraction of the epochs E (K at the preset value)', fontsize=9)
+        ax.set_xlabel('K' if param == 'K' else 'E')
         ax.set_ylabel('linear probe top-1 (%)')
         ax.grid(alpha=0.3)
-    fig.tight_layout()
+    handles = [Line2D([], [], color=c, marker='o', label=f'{name}: MLFO, mean over seeds') for name, c in colours.items()]
+    handles.append(Patch(color='grey', alpha=0.3, label='band: ±1 standard deviation over seeds'))
+    kinds = {k for lines in (floors or {}).values() for k, v in lines.items() if v is not None}
+    if 'random init' in kinds: handles.append(Line2D([], [], color='grey', ls='--', label='random initialisation (no pretraining)'))
+    if 'chance' in kinds: handles.append(Line2D([], [], color='grey', ls=':', label='chance (1 / number of classes)'))
+    fig.legend(handles=handles, loc='lower center', ncol=2, fontsize=8, frameon=False, bbox_to_anchor=(0.5, 0))
+    fig.tight_layout(rect=(0, 0.06 + 0.045 * ((len(handles) + 1) // 2), 1, 0.88))   # room for the title above, the legend below
     return fig, pd.concat(data, ignore_index=True)
 
 # %% ../nbs/15_results.ipynb #94972569
@@ -926,8 +956,9 @@ def make_figure3(specs: Sequence[RunSpec], out: str | Path = 'results/runs', fol
     "Figure 3 from the records: the plot (.png) and its points (.csv); returns (figure, data, png path)."
     records = read_records(out)
     paths = {SYNTHETIC_NOTE.get(e, e).split(' (')[0]: f'{e}/linear/top1' for e in eval_sets(specs)}
-    fig, data = figure3(specs, records, paths)
-    fig.suptitle(f'K and E ({describe_short(specs, records)})', fontsize=8)
+    fig, data = figure3(specs, records, paths, figure3_floors(specs, records, preset, epochs))
+    fig.suptitle('Figure 3: linear-probe top-1 against the number of prototypes K and the first-stage fraction E\n'
+                 + describe_short(specs, records), fontsize=9)
     name = output_name('figure3', preset, epochs)
     png = _save(fig, folder, name)
     data.to_csv(Path(folder) / f'{name}.csv', index=False)
