@@ -19,14 +19,14 @@ from .core import MLFOError, atomic_write_bytes, atomic_write_json, atomic_write
 __all__ = ['SUITE_BUDGET', 'REFERENCE', 'SUPERVISED_REFERENCE', 'FIG3_K', 'FIG3_E', 'CONSTRAINTS', 'TEMPORALS',
            'TABLE3_BACKBONES', 'BACKBONES', 'DATASETS', 'EVAL_SETS', 'PROTOCOLS', 'INITS', 'DEFAULT_EVAL',
            'BOOKKEEPING', 'ADDED_LATER', 'EXPORT_PARTS', 'ARTEFACTS', 'BACKBONE_NAMES', 'TEMPORAL_NAMES',
-           'CONSTRAINT_NAMES', 'PAPER', 'CAPTIONS', 'SYNTHETIC_NOTE', 'LOSS_TERMS', 'SUITE_ORDER', 'Budget',
-           'constraint_name', 'run_config', 'pretrain_key', 'work_folder', 'run_key', 'run_label', 'data_fingerprint',
-           'ensure_data', 'find_record', 'read_records', 'export_checkpoint', 'check_export', 'RunInterrupted',
-           'run_ablation', 'RunSpec', 'suite_runs', 'eval_sets', 'repo_root', 'at_repo_root', 'ensure_kernel',
-           'notebook_params', 'execute_run', 'run_suite', 'Row', 'metric', 'cell_values', 'artefact_table',
-           'markdown_table', 'missing_runs', 'write_table', 'table_rows', 'describe', 'output_name', 'table_header',
-           'make_table', 'loss_terms', 'make_loss_table', 'sweep_frame', 'figure3_floors', 'figure3', 'load_mlfo',
-           'split_embeddings', 'neighbour_agreement', 'figure5_inputs', 'make_figure3', 'describe_short',
+           'CONSTRAINT_NAMES', 'PAPER', 'CAPTIONS', 'SYNTHETIC_NOTE', 'LOSS_TERMS', 'FIGURE5_ROWS', 'SUITE_ORDER',
+           'Budget', 'constraint_name', 'run_config', 'pretrain_key', 'work_folder', 'run_key', 'run_label',
+           'data_fingerprint', 'ensure_data', 'find_record', 'read_records', 'export_checkpoint', 'check_export',
+           'RunInterrupted', 'run_ablation', 'RunSpec', 'suite_runs', 'eval_sets', 'repo_root', 'at_repo_root',
+           'ensure_kernel', 'notebook_params', 'execute_run', 'run_suite', 'Row', 'metric', 'cell_values',
+           'artefact_table', 'markdown_table', 'missing_runs', 'write_table', 'table_rows', 'describe', 'output_name',
+           'table_header', 'make_table', 'loss_terms', 'make_loss_table', 'sweep_frame', 'figure3_floors', 'figure3',
+           'load_mlfo', 'split_embeddings', 'neighbour_agreement', 'figure5_inputs', 'make_figure3', 'describe_short',
            'make_figure4', 'make_figure5', 'benchmark_records', 'budget_curve', 'acceptance', 'pretrain_commands',
            'suite', 'render_artefact', 'main']
 
@@ -999,6 +999,9 @@ def _epoch_of(checkpoint) -> int | None:
     from mlfo.evaluate import read_checkpoint
     return read_checkpoint(checkpoint).get('epoch')
 
+FIGURE5_ROWS = {'ours': 'ours: feature-level temporal modelling (NTM, reversed feature maps as negatives)',
+                'conventional': 'conventional temporal modelling (CTM, reversed input clips as negatives)'}
+
 def make_figure5(specs: Sequence[RunSpec], # suite_runs('figure5'): rows 'ours' and 'conventional'
                  out: str | Path = 'results/runs', eval_name: str = 'synthetic', root: str | None = None,
                  query: int = 0, # the test video drawn
@@ -1017,17 +1020,20 @@ def make_figure5(specs: Sequence[RunSpec], # suite_runs('figure5'): rows 'ours' 
             raise MLFOError(f'Figure 5 needs the checkpoint of run {s.label()} ({s.key()}): '
                             + ('no record yet' if rec is None else f'{ck.get("checkpoint")} is gone') + '; run it with LAUNCH=True')
         chosen[s.row] = (from_dict(rec['config']), ck['checkpoint'], rec['path'])
-    backbones = {f'{TEMPORAL_NAMES[row]} ({row})': build_eval_backbone(cfg, ck) for row, (cfg, ck, _) in chosen.items()}
+    backbones = {FIGURE5_ROWS.get(row, row): build_eval_backbone(cfg, ck) for row, (cfg, ck, _) in chosen.items()}
     cfg = next(iter(chosen.values()))[0]
     ecfg = apply_overrides(cfg, {'eval.dataset': eval_name, 'eval.root': root or DATASETS[eval_name], 'eval.n_clips': 1})
     train_clips, clip = figure5_inputs(ecfg, n_train, query)
     fig, accs = compare_temporal_cam(backbones, train_clips, clip, probe_epochs)
-    fig.suptitle(f'{cfg.optim.epochs} pretraining epochs, seed {cfg.seed}; time-reversal probe training accuracy: '
-                 + ', '.join(f'{k} {100 * v:.0f}%' for k, v in accs.items()), fontsize=7, y=1.02)
+    short = {FIGURE5_ROWS.get(row, row): row for row in chosen}
+    fig.suptitle('Figure 5: where a frozen backbone tells a clip from its time-reversed copy (temporal CAM of a linear probe)\n'
+                 f'{cfg.optim.epochs} pretraining epochs, seed {cfg.seed}; probe accuracy on {max(1, round(0.25 * len(train_clips)))} '
+                 'held-out clips and their reversed copies (chance 50%): '
+                 + ', '.join(f'{TEMPORAL_NAMES.get(short[k], k).replace("w/ ", "")} {100 * v:.0f}%' for k, v in accs.items()), fontsize=7)
     path = _save(fig, folder, name)
     info = {'records': {row: rec for row, (_, _, rec) in chosen.items()}, 'checkpoints': {row: ck for row, (_, ck, _) in chosen.items()},
             'eval_data': eval_name, 'query': query, 'probe_clips': len(train_clips), 'probe_epochs': probe_epochs,
-            'reversal_probe_train_accuracy': accs, 'figure': str(path), 'commit': git_commit()}
+            'reversal_probe_heldout_accuracy': accs, 'figure': str(path), 'commit': git_commit()}
     atomic_write_json(Path(folder) / f'{name}.json', info)
     return fig, info
 
