@@ -19,16 +19,16 @@ from .core import MLFOError, atomic_write_bytes, atomic_write_json, atomic_write
 __all__ = ['SUITE_BUDGET', 'REFERENCE', 'SUPERVISED_REFERENCE', 'FIG3_K', 'FIG3_E', 'CONSTRAINTS', 'TEMPORALS',
            'TABLE3_BACKBONES', 'BACKBONES', 'DATASETS', 'EVAL_SETS', 'PROTOCOLS', 'INITS', 'DEFAULT_EVAL',
            'BOOKKEEPING', 'ADDED_LATER', 'EXPORT_PARTS', 'ARTEFACTS', 'BACKBONE_NAMES', 'TEMPORAL_NAMES',
-           'CONSTRAINT_NAMES', 'PAPER', 'CAPTIONS', 'SYNTHETIC_NOTE', 'LOSS_TERMS', 'FIGURE5_ROWS', 'SUITE_ORDER',
-           'Budget', 'constraint_name', 'run_config', 'pretrain_key', 'work_folder', 'run_key', 'run_label',
-           'data_fingerprint', 'ensure_data', 'find_record', 'read_records', 'export_checkpoint', 'check_export',
-           'RunInterrupted', 'run_ablation', 'RunSpec', 'suite_runs', 'eval_sets', 'repo_root', 'at_repo_root',
-           'ensure_kernel', 'notebook_params', 'execute_run', 'run_suite', 'Row', 'metric', 'cell_values',
-           'artefact_table', 'markdown_table', 'missing_runs', 'write_table', 'table_rows', 'describe', 'output_name',
-           'table_header', 'make_table', 'loss_terms', 'make_loss_table', 'sweep_frame', 'figure3_floors', 'figure3',
-           'load_mlfo', 'split_embeddings', 'neighbour_agreement', 'figure5_inputs', 'make_figure3', 'describe_short',
-           'make_figure4', 'make_figure5', 'benchmark_records', 'budget_curve', 'acceptance', 'pretrain_commands',
-           'suite', 'render_artefact', 'main']
+           'CONSTRAINT_NAMES', 'PAPER', 'CAPTIONS', 'SYNTHETIC_NOTE', 'LOSS_TERMS', 'FIGURE5_ROWS', 'LEVELS',
+           'TERM_NAMES', 'SUITE_ORDER', 'Budget', 'constraint_name', 'run_config', 'pretrain_key', 'work_folder',
+           'run_key', 'run_label', 'data_fingerprint', 'ensure_data', 'find_record', 'read_records',
+           'export_checkpoint', 'check_export', 'RunInterrupted', 'run_ablation', 'RunSpec', 'suite_runs', 'eval_sets',
+           'repo_root', 'at_repo_root', 'ensure_kernel', 'notebook_params', 'execute_run', 'run_suite', 'Row', 'metric',
+           'cell_values', 'artefact_table', 'markdown_table', 'missing_runs', 'write_table', 'table_rows', 'describe',
+           'output_name', 'table_header', 'make_table', 'loss_terms', 'make_loss_table', 'sweep_frame',
+           'figure3_floors', 'figure3', 'load_mlfo', 'split_embeddings', 'neighbour_agreement', 'figure5_inputs',
+           'make_figure3', 'describe_short', 'make_figure4', 'make_figure5', 'term_name', 'pretrain_curves',
+           'benchmark_records', 'budget_curve', 'acceptance', 'pretrain_commands', 'suite', 'render_artefact', 'main']
 
 # %% ../nbs/15_results.ipynb #f0602360
 @dataclass(frozen=True)
@@ -1036,6 +1036,48 @@ def make_figure5(specs: Sequence[RunSpec], # suite_runs('figure5'): rows 'ours' 
             'reversal_probe_heldout_accuracy': accs, 'figure': str(path), 'commit': git_commit()}
     atomic_write_json(Path(folder) / f'{name}.json', info)
     return fig, info
+
+# %% ../nbs/15_results.ipynb #7c3e5a11
+LEVELS = {'low': 'low level', 'mid': 'mid level', 'high': 'high level'}
+TERM_NAMES = {'loss': 'total loss',
+              'ins': 'instance discrimination L_ins (Eq. 2-3)',
+              'sem': 'prototype swapped prediction L_sem (Eq. 4)',
+              'graph': 'multi-level graph loss L_mul (Eq. 10)',
+              'aug': 'temporal negatives L_aug (Eq. 11-12)',
+              'ret': 'timestamp retrieval L_ret (Eq. 13)'}
+
+def term_name(key: str) -> str:
+    "The legend name of a logged metric: its loss, equation and level (`aug_low_acc` -> 'temporal negatives ... low level, accuracy')."
+    base, acc = (key[:-4], True) if key.endswith('_acc') else (key, False)
+    kind, _, level = base.partition('_')
+    name = TERM_NAMES.get(kind, key) + (f', {LEVELS.get(level, level)}' if level and kind in TERM_NAMES else '')
+    return name + (', accuracy' if acc else '')
+
+def pretrain_curves(run_dir: str | Path, # a run folder holding metrics.jsonl
+                    out: str | Path | None = None, # also save the figure there
+                    title: str | None = None, # default: what the run is, from its pretrain.json when there
+                   ):
+    "A run's loss terms and accuracies against the step (`plot_metrics`), titled in words, legends named by equation."
+    import matplotlib.pyplot as plt
+    from mlfo.pretrain import plot_metrics
+    fig = plot_metrics(run_dir)
+    fig.set_size_inches(12, 7.6)
+    for ax in fig.axes:
+        old = ax.get_legend()
+        if old is None: continue
+        handles, keys = old.legend_handles, [t.get_text() for t in old.get_texts()]
+        ax.legend(handles, [term_name(k) for k in keys], loc='upper center', bbox_to_anchor=(0.5, -0.14), ncol=1,
+                  fontsize=7, frameon=False)
+    if title is None:
+        info = Path(run_dir) / 'pretrain.json'
+        cfg = json.loads(info.read_text())['config'] if info.exists() else None
+        what = (f"preset {cfg['preset']}, {cfg['model']['backbone']}, K={cfg['loss']['K']}, E={cfg['loss']['E']}, "
+                f"{cfg['optim']['epochs']} epochs, seed {cfg['seed']}") if cfg else f'run {Path(run_dir).name}'
+        title = f'Pretraining curves: every loss term (left) and its accuracy (right) against the training step\n{what}'
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    if out is not None: fig.savefig(out, dpi=120, bbox_inches='tight')
+    return fig
 
 # %% ../nbs/15_results.ipynb #3aedb5da
 def benchmark_records(records: dict, # `read_records` output
