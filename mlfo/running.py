@@ -70,7 +70,8 @@ def _minutes(s: float) -> str: return f'{s / 60:.1f} min' if s >= 60 else f'{s:.
 def progress_line(records: list[dict], # metric records so far (`mlfo.pretrain.read_metrics`)
                   epochs: int, # pretraining epochs of the run
                   elapsed: float, # seconds since this process started following the run
-                  steps_seen: int = 0, # steps done in that time (for the rate)
+                  steps_seen: int = 0, # steps seen done (for the rate)
+                  seconds_seen: float | None = None, # the time those steps took (default: `elapsed`)
                   label: str = 'pretraining',
                  ) -> str:
     "One plain progress line: steps, epoch and stage, loss, time so far and left."
@@ -79,8 +80,9 @@ def progress_line(records: list[dict], # metric records so far (`mlfo.pretrain.r
     total = per_epoch * epochs if per_epoch else None
     done = f"step {last['step']}/{total} ({100 * last['step'] / total:.0f}%)" if total else f"step {last['step']}"
     line = f"{label}: {done}, epoch {last['epoch'] + 1}/{epochs}, stage {last.get('stage', '?')}, loss {last['loss']:.3f}, {_minutes(elapsed)} elapsed"
-    if total and steps_seen > 0 and elapsed > 0:
-        line += f', about {_minutes((total - last["step"]) * elapsed / steps_seen)} left'
+    seconds = elapsed if seconds_seen is None else seconds_seen
+    if total and steps_seen > 0 and seconds > 0:
+        line += f', about {_minutes((total - last["step"]) * seconds / steps_seen)} left'
     return line
 
 # %% ../nbs/15a_running.ipynb #a53e9313
@@ -95,7 +97,7 @@ def follow_progress(run_dir: str | Path | None, # the run folder whose metrics.j
     if run_dir is None:
         yield; return
     path, stop = Path(run_dir) / 'metrics.jsonl', threading.Event()
-    state = {'records': [], 'offset': 0, 'first_step': None, 'printed_at': 0.0, 'printed_step': None}
+    state = {'records': [], 'offset': 0, 'first': None, 'printed_at': 0.0, 'printed_step': None}
     t0 = time.monotonic()
 
     def read_new():
@@ -114,8 +116,9 @@ def follow_progress(run_dir: str | Path | None, # the run folder whose metrics.j
         if not rs or rs[-1]['step'] == state['printed_step']: return
         now = time.monotonic()
         if not force and now - state['printed_at'] < every: return
-        if state['first_step'] is None: state['first_step'] = rs[0]['step'] - 1   # steps already done before we looked
-        print_fn(progress_line(rs, epochs, now - t0, rs[-1]['step'] - state['first_step'], label), flush=True)
+        if state['first'] is None: state['first'] = (rs[-1]['step'], now)   # the rate counts from here (not data preparation)
+        step0, t1 = state['first']
+        print_fn(progress_line(rs, epochs, now - t0, rs[-1]['step'] - step0, now - t1, label), flush=True)
         state['printed_at'], state['printed_step'] = now, rs[-1]['step']
 
     def loop():
