@@ -42,16 +42,18 @@ def stage_epochs(epochs: int, # pretraining epochs
 
 def check_stages(epochs: int, # pretraining epochs (EPOCHS)
                  E: float, # first-stage fraction (E)
+                 names: tuple[str, str] = ('EPOCHS', 'E'), # how the caller spells them (the CLI: optim.epochs, loss.E)
                 ) -> tuple[int, int]:
     "Warn when stage 1 gets no epoch although E > 0; refuse a run whose stage 2 gets none."
     first, second = stage_epochs(epochs, E)
+    n_epochs, n_E = names
     if second == 0:
-        raise MLFOError(f'EPOCHS={epochs} with E={E} leaves stage 2 (every level) empty: all {epochs} epochs are '
-                        f'stage 1 (round({E} * {epochs}) = {first}); use more epochs or a smaller E')
+        raise MLFOError(f'{n_epochs}={epochs} with {n_E}={E} leaves stage 2 (every level) empty: all {epochs} epochs are '
+                        f'stage 1 (round({E} * {epochs}) = {first}); use more epochs or a smaller {n_E}')
     if first == 0 and E > 0:
         need = next(n for n in range(epochs + 1, 10 * epochs + 100) if round(E * n) >= 1)
-        warnings.warn(f'EPOCHS={epochs} with E={E} leaves stage 1 (high level only) empty: round({E} * {epochs}) = 0, '
-                      f'so every epoch trains all levels; EPOCHS={need} or more gives stage 1 an epoch, E=0 skips it on purpose',
+        warnings.warn(f'{n_epochs}={epochs} with {n_E}={E} leaves stage 1 (high level only) empty: round({E} * {epochs}) = 0, '
+                      f'so every epoch trains all levels; {n_epochs}={need} or more gives stage 1 an epoch, {n_E}=0 skips it on purpose',
                       EmptyStageWarning, stacklevel=2)
     return first, second
 
