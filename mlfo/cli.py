@@ -104,9 +104,13 @@ def main(argv: list[str] | None = None) -> int:
             print(command_help(cmd), end='')
             return 0
         if cmd == 'pretrain':   # a stage without an epoch: warned (stage 1) or refused (stage 2) before any work
+            import warnings
             from mlfo.running import check_stages
             cfg, _ = config_from_args(rest, 'mlfo pretrain')
-            check_stages(cfg.optim.epochs, cfg.loss.E, ('optim.epochs', 'loss.E'))
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter('always')
+                check_stages(cfg.optim.epochs, cfg.loss.E, ('optim.epochs', 'loss.E'))
+            for w in caught: print(f'mlfo pretrain: warning: {w.message}', file=sys.stderr)
         mod, fn, _ = COMMANDS[cmd]
         status = getattr(importlib.import_module(mod), fn)(rest)
         return status if isinstance(status, int) else 0   # a command may return its summary: success

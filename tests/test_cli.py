@@ -127,3 +127,10 @@ def test_demo_runs(data):
     "The demo end to end (generates the default synthetic set once: minutes)."
     status, out, err = run_main(['demo', '--epochs', '1', '--out-dir', str(data / 'demo'), '--no-reference', '--no-supervised'])
     assert status == 0, err[-2000:]
+
+
+def test_pretrain_names_an_empty_stage():
+    status, _, err = run_main(['pretrain', 'optim.epochs=1', 'E=0.9'])
+    assert status == 2 and 'stage 2 (every level) empty' in err, err
+    status, _, err = run_main(['pretrain', 'optim.epochs=2', '--bogus'])   # the warning comes before any work
+    assert 'mlfo pretrain: warning: optim.epochs=2 with loss.E=0.2 leaves stage 1' in err, err
