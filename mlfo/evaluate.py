@@ -721,9 +721,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--out', help='run folder (default <out_dir>/<name>)')
     ap.add_argument('--quiet', action='store_true', help='no progress bars')
     args, rest = ap.parse_known_args(argv)
-    if not args.checkpoint and not args.supervised: raise MLFOError('mlfo evaluate: give --checkpoint PATH (or random) or --supervised')
+    if not args.checkpoint and not args.supervised: raise MLFOError('give --checkpoint PATH (or random) or --supervised')
     cfg, unknown = config_from_args(rest, 'mlfo evaluate')
-    if unknown: raise MLFOError(f'mlfo evaluate: unknown arguments {unknown}')
+    if unknown: raise MLFOError(f'unknown arguments {unknown}')
     ckpt = train_supervised(cfg, args.out, progress=not args.quiet) if args.supervised else args.checkpoint
     rec = evaluate(cfg, ckpt, args.out, progress=not args.quiet)
     print(json.dumps(rec['metrics'], indent=2))

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03e_prepare.ipynb #dc58e190
 from __future__ import annotations
-import argparse, os, shutil, tempfile, time
+import argparse, os, shutil, sys, tempfile, time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -116,7 +116,7 @@ def main_prepare(argv: list[str] | None = None) -> int:
     ap.add_argument('--codec', default='mpeg4', help='output encoder (default mpeg4)')
     a = ap.parse_args(argv)
     try: r = prepare_dataset(a.src, a.dst, a.short_side, a.frames, a.workers, a.codec)
-    except MLFOError as e: print(f'error: {e}'); return 2
+    except MLFOError as e: print(f'mlfo prepare: error: {e}', file=sys.stderr); return 2
     print(f"{r['inputs']} videos: {r['written']} written, {r['already_done']} already done, {r['failed']} failed "
           f"(report: {Path(a.dst) / 'prepare-report.json'})")
     return 1 if r['failed'] else 0

@@ -85,7 +85,7 @@ def neighbour_figure(z: Tensor, # (V, C) high-level instance features
                      mode: str = 'argmax', # see `semantic_neighbours`
                     ):
     "Figure 4: query (left), top-k instance-wise (middle) and top-k semantic-wise (right) neighbours as frame strips."
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt, textwrap
     ins, ins_sim = instance_neighbours(z, query, k)
     sem, sem_sim = semantic_neighbours(p, query, k, mode)
     columns = [('query', query, None)] + [('instance', int(i), float(s)) for i, s in zip(ins, ins_sim)] \
@@ -99,10 +99,13 @@ def neighbour_figure(z: Tensor, # (V, C) high-level instance features
             ax.set_xticks([]); ax.set_yticks([])
             if r < len(rows): ax.imshow(frames[rows[r]])
             else: ax.axis('off')
-        name = f'\n{labels[i]}' if labels is not None else ''
-        axes[0, c].set_title(f'{kind} #{i}' + (f' {s:.2f}' if s is not None else '') + name, fontsize=7,
+            if c == 0 and r < len(rows): ax.set_ylabel(f'frame {rows[r]}', fontsize=7)   # rows: frames in time order
+        name = f'\nclass {labels[i]}' if labels is not None else ''
+        axes[0, c].set_title(f'{kind} #{i}' + (f'\ncosine {s:.2f}' if s is not None else '\n') + name, fontsize=7,
                              color={'query': 'black', 'instance': 'tab:blue', 'semantic': 'tab:red'}[kind])
-    fig.suptitle('Top-%d neighbours: instance-wise (blue), semantic-wise (red)' % k, fontsize=9)
+    fig.suptitle(textwrap.fill(f'Figure 4: a query video (left) and its top-{k} neighbours among the test videos, '
+                               'instance-wise (blue: cosine of the high-level instance projections) and semantic-wise '
+                               '(red: same prototype first, then cosine of the prototype distributions)', 90), fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -174,32 +177,44 @@ def temporal_cam_figure(probes: dict, # name -> (backbone, classifier)
                         clip: Tensor, # (3, T, H, W)
                         n_frames: int = 4, target: int = 0, alpha: float = 0.5,
                         normalized: bool = True, # `clip` carries the model's normalisation
+                        cmap: str = 'jet',
                        ):
-    "Figure 5: the clip's frames, then each backbone's temporal CAM overlaid, one row per backbone."
-    import matplotlib.pyplot as plt
+    "Figure 5: the clip's frames, then each backbone's temporal CAM overlaid, one row per backbone, with a colour bar."
+    import matplotlib.pyplot as plt, textwrap
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
     frames = as_frames(clip, normalized)
     cols = _pick(len(frames), n_frames)
-    fig, axes = plt.subplots(1 + len(probes), len(cols), figsize=(1.6 * len(cols), 1.6 * (1 + len(probes))), squeeze=False)
-    rows = [('frames', frames)]
+    fig, axes = plt.subplots(1 + len(probes), len(cols), figsize=(1.6 * len(cols) + 1.4, 1.7 * (1 + len(probes))),
+                             squeeze=False, layout='constrained')
+    rows = [('input frames', frames)]
     for name, (backbone, clf) in probes.items():
-        rows.append((name, overlay(frames, temporal_cam(backbone, clf, clip, target), alpha)))
+        rows.append((name, overlay(frames, temporal_cam(backbone, clf, clip, target), alpha, cmap)))
     for r, (name, images) in enumerate(rows):
         for c, t in enumerate(cols):
             ax = axes[r, c]
             ax.imshow(images[t].clip(0, 1)); ax.set_xticks([]); ax.set_yticks([])
-            if r == 0: ax.set_title(f't={t}', fontsize=7)
-        axes[r, 0].set_ylabel(name, fontsize=8)
-    fig.tight_layout()
+            if r == 0: ax.set_title(f'frame t={t}', fontsize=7)
+        axes[r, 0].set_ylabel(textwrap.fill(name, 22), fontsize=7)
+    if probes:
+        fig.colorbar(ScalarMappable(Normalize(0, 1), cmap), ax=axes[1:, :].ravel().tolist(), fraction=0.05, pad=0.02,
+                     label='class activation\n(0 none, 1 the most)')
     return fig
 
 def compare_temporal_cam(backbones: dict, # name -> frozen backbone (e.g. two checkpoints)
                          train_clips: Tensor, # (B, 3, T, H, W) clips for the reversal probes
                          clip: Tensor, # (3, T, H, W) the clip to draw
                          epochs: int = 200, n_frames: int = 4,
+                         holdout: float = 0.25, # the last fraction of `train_clips`, kept out of training to score the probe
                         ):
-    "Train a reversal probe per backbone on the same clips and draw their CAMs side by side; returns (figure, accuracies)."
+    "Train a reversal probe per backbone on the same clips, score it on held-out clips, draw the CAMs; returns (figure, held-out accuracies)."
+    n_held = max(1, round(holdout * len(train_clips)))
+    if n_held >= len(train_clips): raise MLFOError(f'holdout={holdout} leaves no training clip of {len(train_clips)}')
+    fit, held = train_clips[:-n_held], train_clips[-n_held:]
     probes, accs = {}, {}
     for name, backbone in backbones.items():
-        clf, accs[name] = train_reversal_classifier(backbone, train_clips, epochs)
+        clf, _ = train_reversal_classifier(backbone, fit, epochs)
+        f, y = reversal_features(backbone, held)   # (2 n_held, C): forward and reversed copies
+        with torch.no_grad(): accs[name] = (clf(f).argmax(1) == y).float().mean().item()
         probes[name] = (backbone, clf)
     return temporal_cam_figure(probes, clip, n_frames), accs

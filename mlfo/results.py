@@ -19,14 +19,15 @@ from .core import MLFOError, atomic_write_bytes, atomic_write_json, atomic_write
 __all__ = ['SUITE_BUDGET', 'REFERENCE', 'SUPERVISED_REFERENCE', 'FIG3_K', 'FIG3_E', 'CONSTRAINTS', 'TEMPORALS',
            'TABLE3_BACKBONES', 'BACKBONES', 'DATASETS', 'EVAL_SETS', 'PROTOCOLS', 'INITS', 'DEFAULT_EVAL',
            'BOOKKEEPING', 'ADDED_LATER', 'EXPORT_PARTS', 'ARTEFACTS', 'BACKBONE_NAMES', 'TEMPORAL_NAMES',
-           'CONSTRAINT_NAMES', 'PAPER', 'CAPTIONS', 'SYNTHETIC_NOTE', 'LOSS_TERMS', 'SUITE_ORDER', 'Budget',
-           'constraint_name', 'run_config', 'pretrain_key', 'work_folder', 'run_key', 'run_label', 'data_fingerprint',
-           'ensure_data', 'find_record', 'read_records', 'export_checkpoint', 'check_export', 'RunInterrupted',
-           'run_ablation', 'RunSpec', 'suite_runs', 'eval_sets', 'repo_root', 'at_repo_root', 'ensure_kernel',
-           'notebook_params', 'execute_run', 'run_suite', 'Row', 'metric', 'cell_values', 'artefact_table',
-           'markdown_table', 'missing_runs', 'write_table', 'table_rows', 'describe', 'output_name', 'table_header',
-           'make_table', 'loss_terms', 'make_loss_table', 'sweep_frame', 'figure3', 'load_mlfo', 'split_embeddings',
-           'neighbour_agreement', 'figure5_inputs', 'make_figure3', 'describe_short', 'make_figure4', 'make_figure5',
+           'CONSTRAINT_NAMES', 'PAPER', 'CAPTIONS', 'SYNTHETIC_NOTE', 'LOSS_TERMS', 'FIGURE5_ROWS', 'LEVELS',
+           'TERM_NAMES', 'SUITE_ORDER', 'Budget', 'constraint_name', 'run_config', 'pretrain_key', 'work_folder',
+           'run_key', 'run_label', 'data_fingerprint', 'ensure_data', 'find_record', 'read_records',
+           'export_checkpoint', 'check_export', 'RunInterrupted', 'run_ablation', 'RunSpec', 'suite_runs', 'eval_sets',
+           'repo_root', 'at_repo_root', 'ensure_kernel', 'notebook_params', 'execute_run', 'run_suite', 'Row', 'metric',
+           'cell_values', 'artefact_table', 'markdown_table', 'missing_runs', 'write_table', 'table_rows', 'describe',
+           'output_name', 'table_header', 'make_table', 'loss_terms', 'make_loss_table', 'sweep_frame',
+           'figure3_floors', 'figure3', 'load_mlfo', 'split_embeddings', 'neighbour_agreement', 'figure5_inputs',
+           'make_figure3', 'describe_short', 'make_figure4', 'make_figure5', 'term_name', 'pretrain_curves',
            'benchmark_records', 'budget_curve', 'acceptance', 'pretrain_commands', 'suite', 'render_artefact', 'main']
 
 # %% ../nbs/15_results.ipynb #f0602360
@@ -324,7 +325,7 @@ def run_ablation(preset: str = 'tiny', K: int | None = None, E: float | None = N
                  require_checkpoint: bool = False, # rerun when the record exists but its checkpoint is gone
                  force: bool = False, # rerun even when the record exists
                  pretrained: str | Path | None = None, # a finished pretraining of this config to evaluate (run folder or checkpoint, e.g. from torchrun)
-                 progress: bool = False, # progress bars
+                 progress: bool = True, # progress bars (a widget in JupyterLab, text in a terminal)
                 ) -> dict:
     "Pretrain, evaluate and write one run record (`run_config` explains the parameters); skip a run already recorded."
     from mlfo.pretrain import pretrain
@@ -837,22 +838,51 @@ def sweep_frame(specs: Sequence[RunSpec], records: dict, param: str, # 'K' or 'E
             rows.append({param: x, 'seed': cfg.seed, 'set': name, 'top1': None if v is None else 100 * v})
     return pd.DataFrame(rows, columns=[param, 'seed', 'set', 'top1'])
 
-def figure3(specs: Sequence[RunSpec], records: dict, paths: dict):
-    "Figure 3: linear-probe top-1 against K (log scale) and E; returns (figure, data)."
+def figure3_floors(specs: Sequence[RunSpec], records: dict, preset: str = 'tiny', epochs: int | None = None) -> dict:
+    "Per evaluation set: random-init top-1 (Table 2's random runs, mean over the seeds recorded) and chance, in %."
+    seeds = sorted({s.params.get('seed', 0) for s in specs})
+    randoms = [s for s in suite_runs('table2', preset=preset, epochs=epochs, seeds=seeds) if s.params.get('init') == 'random']
+    mine = [records[s.key()] for s in [*specs, *randoms] if s.key() in records]
+    out = {}
+    for e in eval_sets(specs):
+        vals = [v for v in (metric(records[s.key()], f'{e}/linear/top1') for s in randoms if s.key() in records) if v is not None]
+        classes = next((r['evaluations'][e]['classes'] for r in mine if (r.get('evaluations') or {}).get(e, {}).get('classes')), None)
+        out[SYNTHETIC_NOTE.get(e, e).split(' (')[0]] = {'random init': 100 * sum(vals) / len(vals) if vals else None,
+                                                       'chance': 100 / classes if classes else None}
+    return out
+
+def figure3(specs: Sequence[RunSpec], records: dict, paths: dict,
+            floors: dict | None = None, # legend name -> {'random init': top-1 %, 'chance': top-1 %} (horizontal lines)
+           ):
+    "Figure 3: linear-probe top-1 against K (log scale) and E, with random-init and chance lines; returns (figure, data)."
     import matplotlib.pyplot as plt, seaborn as sns, pandas as pd
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.4))
+    colours = dict(zip(paths, sns.color_palette(n_colors=max(len(paths), 1))))
     data = []
     for ax, param in zip(axes, ('K', 'E')):
         df = sweep_frame(specs, records, param, paths)
         data.append(df.assign(param=param).rename(columns={param: 'value'}))
         have = df.dropna(subset=['top1'])
-        if len(have): sns.lineplot(have, x=param, y='top1', hue='set', marker='o', errorbar='sd', ax=ax)
+        if len(have): sns.lineplot(have, x=param, y='top1', hue='set', palette=colours, marker='o', errorbar='sd', ax=ax, legend=False)
         else: ax.text(0.5, 0.5, 'no records yet', ha='center', transform=ax.transAxes)
+        for name, lines in (floors or {}).items():
+            for kind, style in (('random init', '--'), ('chance', ':')):
+                if lines.get(kind) is not None: ax.axhline(lines[kind], color=colours.get(name, 'grey'), ls=style, lw=1)
         if param == 'K': ax.set_xscale('log', base=2)
-        ax.set_xlabel('number of prototypes K' if param == 'K' else 'first-stage fraction E')
+        ax.set_title('number of prototypes K (E at the preset value)' if param == 'K' else
+                     'first-stage fraction of the epochs E (K at the preset value)', fontsize=9)
+        ax.set_xlabel('K' if param == 'K' else 'E')
         ax.set_ylabel('linear probe top-1 (%)')
         ax.grid(alpha=0.3)
-    fig.tight_layout()
+    handles = [Line2D([], [], color=c, marker='o', label=f'{name}: MLFO, mean over seeds') for name, c in colours.items()]
+    handles.append(Patch(color='grey', alpha=0.3, label='band: ±1 standard deviation over seeds'))
+    kinds = {k for lines in (floors or {}).values() for k, v in lines.items() if v is not None}
+    if 'random init' in kinds: handles.append(Line2D([], [], color='grey', ls='--', label='random initialisation (no pretraining)'))
+    if 'chance' in kinds: handles.append(Line2D([], [], color='grey', ls=':', label='chance (1 / number of classes)'))
+    fig.legend(handles=handles, loc='lower center', ncol=2, fontsize=8, frameon=False, bbox_to_anchor=(0.5, 0))
+    fig.tight_layout(rect=(0, 0.06 + 0.045 * ((len(handles) + 1) // 2), 1, 0.88))   # room for the title above, the legend below
     return fig, pd.concat(data, ignore_index=True)
 
 # %% ../nbs/15_results.ipynb #94972569
@@ -926,8 +956,9 @@ def make_figure3(specs: Sequence[RunSpec], out: str | Path = 'results/runs', fol
     "Figure 3 from the records: the plot (.png) and its points (.csv); returns (figure, data, png path)."
     records = read_records(out)
     paths = {SYNTHETIC_NOTE.get(e, e).split(' (')[0]: f'{e}/linear/top1' for e in eval_sets(specs)}
-    fig, data = figure3(specs, records, paths)
-    fig.suptitle(f'K and E ({describe_short(specs, records)})', fontsize=8)
+    fig, data = figure3(specs, records, paths, figure3_floors(specs, records, preset, epochs))
+    fig.suptitle('Figure 3: linear-probe top-1 against the number of prototypes K and the first-stage fraction E\n'
+                 + describe_short(specs, records), fontsize=9)
     name = output_name('figure3', preset, epochs)
     png = _save(fig, folder, name)
     data.to_csv(Path(folder) / f'{name}.csv', index=False)
@@ -968,6 +999,9 @@ def _epoch_of(checkpoint) -> int | None:
     from mlfo.evaluate import read_checkpoint
     return read_checkpoint(checkpoint).get('epoch')
 
+FIGURE5_ROWS = {'ours': 'ours: feature-level temporal modelling (NTM, reversed feature maps as negatives)',
+                'conventional': 'conventional temporal modelling (CTM, reversed input clips as negatives)'}
+
 def make_figure5(specs: Sequence[RunSpec], # suite_runs('figure5'): rows 'ours' and 'conventional'
                  out: str | Path = 'results/runs', eval_name: str = 'synthetic', root: str | None = None,
                  query: int = 0, # the test video drawn
@@ -986,19 +1020,64 @@ def make_figure5(specs: Sequence[RunSpec], # suite_runs('figure5'): rows 'ours' 
             raise MLFOError(f'Figure 5 needs the checkpoint of run {s.label()} ({s.key()}): '
                             + ('no record yet' if rec is None else f'{ck.get("checkpoint")} is gone') + '; run it with LAUNCH=True')
         chosen[s.row] = (from_dict(rec['config']), ck['checkpoint'], rec['path'])
-    backbones = {f'{TEMPORAL_NAMES[row]} ({row})': build_eval_backbone(cfg, ck) for row, (cfg, ck, _) in chosen.items()}
+    backbones = {FIGURE5_ROWS.get(row, row): build_eval_backbone(cfg, ck) for row, (cfg, ck, _) in chosen.items()}
     cfg = next(iter(chosen.values()))[0]
     ecfg = apply_overrides(cfg, {'eval.dataset': eval_name, 'eval.root': root or DATASETS[eval_name], 'eval.n_clips': 1})
     train_clips, clip = figure5_inputs(ecfg, n_train, query)
     fig, accs = compare_temporal_cam(backbones, train_clips, clip, probe_epochs)
-    fig.suptitle(f'{cfg.optim.epochs} pretraining epochs, seed {cfg.seed}; time-reversal probe training accuracy: '
-                 + ', '.join(f'{k} {100 * v:.0f}%' for k, v in accs.items()), fontsize=7, y=1.02)
+    short = {FIGURE5_ROWS.get(row, row): row for row in chosen}
+    fig.suptitle('Figure 5: where a frozen backbone tells a clip from its time-reversed copy (temporal CAM of a linear probe)\n'
+                 f'{cfg.optim.epochs} pretraining epochs, seed {cfg.seed}; probe accuracy on {max(1, round(0.25 * len(train_clips)))} '
+                 'held-out clips and their reversed copies (chance 50%): '
+                 + ', '.join(f'{TEMPORAL_NAMES.get(short[k], k).replace("w/ ", "")} {100 * v:.0f}%' for k, v in accs.items()), fontsize=7)
     path = _save(fig, folder, name)
     info = {'records': {row: rec for row, (_, _, rec) in chosen.items()}, 'checkpoints': {row: ck for row, (_, ck, _) in chosen.items()},
             'eval_data': eval_name, 'query': query, 'probe_clips': len(train_clips), 'probe_epochs': probe_epochs,
-            'reversal_probe_train_accuracy': accs, 'figure': str(path), 'commit': git_commit()}
+            'reversal_probe_heldout_accuracy': accs, 'figure': str(path), 'commit': git_commit()}
     atomic_write_json(Path(folder) / f'{name}.json', info)
     return fig, info
+
+# %% ../nbs/15_results.ipynb #7c3e5a11
+LEVELS = {'low': 'low level', 'mid': 'mid level', 'high': 'high level'}
+TERM_NAMES = {'loss': 'total loss',
+              'ins': 'instance discrimination L_ins (Eq. 2-3)',
+              'sem': 'prototype swapped prediction L_sem (Eq. 4)',
+              'graph': 'multi-level graph loss L_mul (Eq. 10)',
+              'aug': 'temporal negatives L_aug (Eq. 11-12)',
+              'ret': 'timestamp retrieval L_ret (Eq. 13)'}
+
+def term_name(key: str) -> str:
+    "The legend name of a logged metric: its loss, equation and level (`aug_low_acc` -> 'temporal negatives ... low level, accuracy')."
+    base, acc = (key[:-4], True) if key.endswith('_acc') else (key, False)
+    kind, _, level = base.partition('_')
+    name = TERM_NAMES.get(kind, key) + (f', {LEVELS.get(level, level)}' if level and kind in TERM_NAMES else '')
+    return name + (', accuracy' if acc else '')
+
+def pretrain_curves(run_dir: str | Path, # a run folder holding metrics.jsonl
+                    out: str | Path | None = None, # also save the figure there
+                    title: str | None = None, # default: what the run is, from its pretrain.json when there
+                   ):
+    "A run's loss terms and accuracies against the step (`plot_metrics`), titled in words, legends named by equation."
+    import matplotlib.pyplot as plt
+    from mlfo.pretrain import plot_metrics
+    fig = plot_metrics(run_dir)
+    fig.set_size_inches(12, 7.6)
+    for ax in fig.axes:
+        old = ax.get_legend()
+        if old is None: continue
+        handles, keys = old.legend_handles, [t.get_text() for t in old.get_texts()]
+        ax.legend(handles, [term_name(k) for k in keys], loc='upper center', bbox_to_anchor=(0.5, -0.14), ncol=1,
+                  fontsize=7, frameon=False)
+    if title is None:
+        info = Path(run_dir) / 'pretrain.json'
+        cfg = json.loads(info.read_text())['config'] if info.exists() else None
+        what = (f"preset {cfg['preset']}, {cfg['model']['backbone']}, K={cfg['loss']['K']}, E={cfg['loss']['E']}, "
+                f"{cfg['optim']['epochs']} epochs, seed {cfg['seed']}") if cfg else f'run {Path(run_dir).name}'
+        title = f'Pretraining curves: every loss term (left) and its accuracy (right) against the training step\n{what}'
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    if out is not None: fig.savefig(out, dpi=120, bbox_inches='tight')
+    return fig
 
 # %% ../nbs/15_results.ipynb #3aedb5da
 def benchmark_records(records: dict, # `read_records` output

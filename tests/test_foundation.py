@@ -25,22 +25,42 @@ def test_sidebar_and_readme_current():
 
 
 def test_docs_offline_has_a_page_per_notebook_with_api_reference(tmp_path):
+    import shutil
+    if not shutil.which('pandoc'): pytest.skip('pandoc is missing: `make docs-deps` installs it (apt-get install pandoc)')
     r = subprocess.run([sys.executable, str(ROOT / 'tools' / 'docs_offline.py')], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
     out = ROOT / '_docs_offline'
-    nbs = sorted(p.stem for p in (ROOT / 'nbs').glob('*.ipynb') if not p.name.startswith(('_', '.')))
-    pages = sorted(p.stem for p in out.glob('*.html') if p.stem != 'contents')
-    assert pages == nbs
+    nbs = sorted(p.name for p in (ROOT / 'nbs').glob('*.ipynb') if not p.name.startswith(('_', '.')))
+    page = lambda nb: re.sub(r'^\d+[a-z]?_', '', nb[:-len('.ipynb')]) + '.html'   # the Quarto build's names (doc_host URLs)
+    pages = sorted(p.name for p in out.glob('*.html') if p.stem != 'contents')
+    assert pages == sorted(page(nb) for nb in nbs)
     contents = (out / 'contents.html').read_text()
     for nb in nbs:
-        if nb != 'index': assert f'href="{nb}.html"' in contents, nb
+        if nb != 'index.ipynb': assert f'href="{page(nb)}"' in contents, nb
     # the API reference (show_doc) of an exported function is rendered into its page
-    cfg = (out / '01_config.html').read_text()
+    cfg = (out / 'config.html').read_text()
     assert re.search(r'<h3 id="get_preset">get_preset', cfg), 'show_doc heading for get_preset missing'
     assert 'one of `PRESETS`' in cfg or 'one of <code>PRESETS</code>' in cfg, 'docments of get_preset missing'
-    for mod_nb in [p for p in nbs if re.match(r'\d', p)]:
-        html = (out / f'{mod_nb}.html').read_text()
+    for mod_nb in [p for p in nbs if '#| default_exp' in (ROOT / 'nbs' / p).read_text()]:   # chapters that export a module
+        html = (out / page(mod_nb)).read_text()
         assert re.search(r'<h[34][^>]*>', html), f'{mod_nb}: no API reference headings'
+    graph = (out / 'graph.html').read_text()
+    assert '<math' in graph and '$$' not in graph and 'mathjax' not in graph.lower()   # MathML, no script from a CDN
+    assert '<h1 class="title">Distribution graphs' in graph and '<meta name="description"' in graph
+    assert 'href="distributed.html#rank_slice"' in graph                               # doc_host links made relative
+    assert 'citation_title' in graph and 'href="contents.html"' in graph                # citation metadata, navigation
+    assert not [p.name for p in out.glob('*.html') if 'source{' in p.read_text() or '{target=' in p.read_text()]
+    assert 'Generated output' in (out / 'results.html').read_text()
+
+
+def test_citation_metadata_agrees():
+    "CITATION.cff (GitHub's 'Cite this repository', the offline pages) and the Quarto citation block name one paper."
+    import yaml, docs_offline
+    cff = docs_offline.citation()
+    q = yaml.safe_load((ROOT / 'nbs' / '_quarto.yml').read_text())['citation']
+    assert q['title'] == cff['title'] and q['issued'] == int(cff['year']) and q['container-title'] == cff['conference']
+    assert [f"{a['family']}, {a['given']}" for a in q['author']] == cff['authors']
+    assert cff['title'] in (ROOT / 'README.md').read_text()
 
 
 def test_quarto_config_points_at_the_sidebar():

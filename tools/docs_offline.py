@@ -1,14 +1,18 @@
-"""Offline docs: the nbdev site without Quarto.
+"""Offline docs: the nbdev site without Quarto, rendered so that a reader can cite it.
 
 `nbdev_docs` needs Quarto, which needs the network to install. This builds the same pages offline:
 1. writes nbs/sidebar.yml (the Quarto sidebar, grouped Method / Data / Training / Evaluation / Results),
 2. runs nbdev's own notebook processors (`nbdev.serve.proc_nbs`: front matter, show_doc API
    reference, hidden cells removed) into _proc/,
-3. renders every processed notebook to HTML with nbconvert into _docs_offline/, plus an index page,
+3. renders every processed notebook with pandoc (math as MathML: no network, no script) into
+   _docs_offline/<output-file>, the page names of the Quarto build (07_graph.ipynb -> graph.html),
+   each with its title, description, citation metadata and the sidebar of sidebar.yml; the results
+   and figure pages show the tables and figures already generated under results/ (nothing re-runs),
 4. writes README.md from nbs/index.ipynb (what `nbdev_readme` does with Quarto).
 `--check` only verifies that nbs/sidebar.yml and README.md are up to date (used by the tests).
+Needs pandoc (apt-get install pandoc); `make docs` also checks the pages in headless chromium.
 """
-import argparse, json, re, shutil, sys
+import argparse, html, json, re, shutil, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,38 +59,215 @@ def readme_md() -> str:
     return re.sub(r'^> (.*)$', r'> \1', text, count=1, flags=re.M)
 
 
-def build():
-    from nbconvert import HTMLExporter
+SITE = 'https://mlfo.github.io/mlfo/'   # doc_host + doc_baseurl: links to it become relative offline
+def citation() -> dict:
+    "The paper to cite, from CITATION.cff (nbs/_quarto.yml repeats it for Quarto; a test checks they agree)."
+    import yaml
+    p = yaml.safe_load((ROOT / 'CITATION.cff').read_text())['preferred-citation']
+    return {'title': p['title'], 'authors': [f"{a['family-names']}, {a['given-names']}" for a in p['authors']],
+            'conference': p['collection-title'], 'year': str(p['year'])}
+
+
+ARTEFACT_PAGES = {  # notebook -> the file-name prefixes of its generated output under results/
+    'table1_action_recognition.ipynb': ['table1_action_recognition'], 'table2_constraints.ipynb': ['table2_constraints'],
+    'table3_temporal.ipynb': ['table3_temporal'], 'table4_retrieval.ipynb': ['table4_retrieval'],
+    'figure3_k_and_e.ipynb': ['figure3_k_and_e'], 'figure4_neighbours.ipynb': ['figure4_neighbours'],
+    'figure5_temporal_cam.ipynb': ['figure5_temporal_cam'], '15_results.ipynb': ['pretrain_curves']}
+CSS = """
+body { margin: 0; font: 16px/1.55 system-ui, -apple-system, 'Segoe UI', 'DejaVu Sans', sans-serif; color: #212529; }
+a { color: #2780e3; text-decoration: none; } a:hover { text-decoration: underline; }
+nav.sidebar { position: fixed; top: 0; left: 0; bottom: 0; width: 17rem; overflow-y: auto; padding: 1rem 1.2rem;
+  background: #f7f7f9; border-right: 1px solid #e5e5e5; font-size: 0.9rem; box-sizing: border-box; }
+nav.sidebar .site { font-weight: 700; font-size: 1.2rem; display: block; margin-bottom: 0.8rem; color: #212529; }
+nav.sidebar h2 { font-size: 0.8rem; text-transform: uppercase; letter-spacing: 0.05em; color: #6c757d; margin: 1rem 0 0.3rem; }
+nav.sidebar ul { list-style: none; padding: 0; margin: 0; } nav.sidebar li { margin: 0.15rem 0; }
+nav.sidebar a.active { font-weight: 700; color: #212529; }
+main { margin-left: 17rem; padding: 1.5rem 3rem 4rem; max-width: 60rem; }
+h1.title { margin-bottom: 0.2rem; } p.subtitle { font-size: 1.2rem; font-style: italic; color: #6c757d; margin-top: 0; }
+pre { background: #f8f9fa; padding: 0.6rem 0.8rem; overflow-x: auto; border-radius: 4px; font-size: 0.85rem; }
+code { font-size: 0.9em; } table { border-collapse: collapse; margin: 1rem 0; font-size: 0.9rem; }
+th, td { border-bottom: 1px solid #dee2e6; padding: 0.3rem 0.6rem; text-align: left; vertical-align: top; }
+img { max-width: 100%; } math[display="block"] { margin: 0.8rem 0; overflow-x: auto; }
+div.generated { border-left: 3px solid #2780e3; padding-left: 1rem; margin: 1.5rem 0; }
+a.source-link { float: right; font-size: smaller; }
+footer { margin-top: 3rem; font-size: 0.85rem; color: #6c757d; }
+"""
+
+
+def front_matter(nb) -> dict:
+    "The YAML front matter nbdev put in the processed notebook's first raw cell."
+    import yaml
+    for c in nb.cells:
+        if c.cell_type == 'raw' and c.source.startswith('---'):
+            return yaml.safe_load(c.source.strip().strip('-')) or {}
+    return {}
+
+
+def page_of(nb_name: str, fm: dict) -> str:
+    "The page name of the Quarto build: nbdev's output-file (07_graph.ipynb -> graph.html)."
+    return fm.get('output-file') or Path(nb_name).stem + '.html'
+
+
+def _directives(src: str) -> tuple[dict, str]:
+    "Quarto cell options (`#| key: value`) and the code without them."
+    opts, lines = {}, src.splitlines()
+    while lines and lines[0].startswith('#|'):
+        k, _, v = lines.pop(0)[2:].partition(':')
+        opts[k.strip()] = v.strip()
+    return opts, '\n'.join(lines).strip('\n')
+
+
+def _output_markdown(o) -> str:
+    "One cell output as pandoc markdown (raw HTML where it is HTML)."
+    import base64
+    if o.output_type == 'stream': return '```text\n' + o.text.rstrip('\n') + '\n```'
+    if o.output_type == 'error': return '```text\n' + f"{o.ename}: {o.evalue}" + '\n```'
+    data = o.get('data', {})
+    if 'text/markdown' in data: return data['text/markdown']
+    if 'image/png' in data: return f'```{{=html}}\n<img src="data:image/png;base64,{data["image/png"].strip()}" alt="figure">\n```'
+    if 'text/html' in data: return '```{=html}\n' + data['text/html'] + '\n```'
+    if 'text/plain' in data: return '```text\n' + data['text/plain'].rstrip('\n') + '\n```'
+    return ''
+
+
+def generated_section(nb_name: str, out: Path, results: Path) -> str:
+    "The tables and figures this notebook generated under results/ (copied, not re-run), as markdown."
+    prefixes = ARTEFACT_PAGES.get(nb_name)
+    if not prefixes: return ''
+    tables = sorted(p for pre in prefixes for p in (results / 'tables').glob(f'{pre}*.md'))
+    figures = sorted(p for pre in prefixes for p in (results / 'figures').glob(f'{pre}*.png'))
+    parts = ['## Generated output', '',
+             'What the last run of this notebook wrote under `results/` (the docs show it; they do not re-run anything).']
+    for t in tables:
+        text = re.sub(r'^# (.*)$', r'### \1', t.read_text(), flags=re.M)   # the table file's title below this page's
+        parts += ['', f'`results/tables/{t.name}`', '', text]
+    for f in figures:
+        (out / 'artefacts').mkdir(exist_ok=True)
+        shutil.copy2(f, out / 'artefacts' / f.name)
+        parts += ['', f'![`results/figures/{f.name}`](artefacts/{f.name})']
+    if not tables and not figures:
+        parts += ['', f'Nothing generated yet: `mlfo results --only {prefixes[0].split("_")[0]}` (or `make results`) writes it.']
+    return '::: {.generated}\n' + '\n'.join(parts) + '\n:::'
+
+
+def notebook_markdown(nb, nb_name: str, out: Path, results: Path) -> str:
+    "A processed notebook as one pandoc markdown document; the generated output goes before the first code cell."
+    parts, placed = [], False
+    extra = generated_section(nb_name, out, results)
+    for c in nb.cells:
+        if c.cell_type == 'raw': continue
+        if c.cell_type == 'markdown':
+            parts.append(c.source); continue
+        if extra and not placed: parts.append(extra); placed = True
+        opts, code = _directives(c.source)
+        if opts.get('echo') != 'false' and code: parts.append('```python\n' + code + '\n```')
+        for o in c.get('outputs', []): parts.append(_output_markdown(o))
+    if extra and not placed: parts.append(extra)
+    text = '\n\n'.join(p for p in parts if p.strip())
+    text = text.replace('](' + SITE, '](').replace('href="' + SITE, 'href="')   # doc_host links stay in the offline site
+    text = text.replace('](' + SITE.rstrip('/') + ')', '](index.html)')
+    # nbdev's source links: `[source](url){target="_blank" style="float:right; ..."}` -> a plain class pandoc knows
+    return re.sub(r'\[source\]\(([^)]+)\)\{[^}]*\}', r'[source](\1){.source-link}', text)
+
+
+def pandoc_html(markdown: str) -> str:
+    "Markdown -> an HTML fragment with MathML math and highlighted code (pandoc; no network, no script)."
+    import subprocess
+    if not shutil.which('pandoc'): raise SystemExit('pandoc is missing: apt-get install pandoc (the offline docs render math with it)')
+    r = subprocess.run(['pandoc', '-f', 'markdown+tex_math_dollars+raw_html-implicit_figures', '-t', 'html5', '--mathml',
+                        '--highlight-style=pygments'], input=markdown, capture_output=True, text=True)
+    if r.returncode: raise SystemExit(f'pandoc failed: {r.stderr[-2000:]}')
+    return r.stdout
+
+
+def highlight_css() -> str:
+    "pandoc's CSS for highlighted code (taken from a standalone render of a one-line snippet)."
+    import subprocess
+    r = subprocess.run(['pandoc', '-s', '--highlight-style=pygments', '-t', 'html5', '--metadata', 'title=x'],
+                       input='```python\nx = 1\n```', capture_output=True, text=True)
+    style = '\n'.join(re.findall(r'<style[^>]*>(.*?)</style>', r.stdout, re.S))
+    return style[style.index('pre > code.sourceCode'):] if 'pre > code.sourceCode' in style else ''   # not the page layout before it
+
+
+def sidebar_html(pages: dict, active: str) -> str:
+    "The sidebar of nbs/sidebar.yml as HTML links to the page names."
+    import yaml
+    side = yaml.safe_load((NBS / 'sidebar.yml').read_text())['website']['sidebar']['contents']
+    link = lambda nb: (f'<li><a href="{pages[nb][0]}"' + (' class="active"' if nb == active else '')
+                       + f'>{html.escape(pages[nb][1])}</a></li>') if nb in pages else ''
+    items = ['<a class="site" href="index.html">mlfo</a>', '<ul>']
+    for entry in side:
+        if isinstance(entry, str): items.append(link(entry))
+        else: items += ['</ul>', f'<h2>{html.escape(entry["section"])}</h2>', '<ul>'] + [link(n) for n in entry['contents']]
+    items += ['</ul>', '<h2>Site</h2><ul><li><a href="contents.html">All pages</a></li></ul>']
+    return '<nav class="sidebar" aria-label="chapters">' + ''.join(items) + '</nav>'
+
+
+def page_html(title: str, description: str, body: str, sidebar: str, page: str) -> str:
+    "A whole page: head with title, description and citation metadata; the sidebar; the body."
+    c = citation()
+    meta = [f'<meta name="description" content="{html.escape(description)}">',
+            f'<meta name="citation_title" content="{html.escape(c["title"])}">',
+            *[f'<meta name="citation_author" content="{html.escape(a)}">' for a in c['authors']],
+            f'<meta name="citation_conference_title" content="{html.escape(c["conference"])}">',
+            f'<meta name="citation_publication_date" content="{c["year"]}">',
+            f'<link rel="canonical" href="{SITE}{page}">']
+    subtitle = f'<p class="subtitle">{html.escape(description)}</p>' if description else ''
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<title>{html.escape(title)} – mlfo</title>{"".join(meta)}<link rel="stylesheet" href="site.css"></head>\n'
+            f'<body>{sidebar}<main><header><h1 class="title">{html.escape(title)}</h1>{subtitle}</header>\n{body}\n'
+            f'<footer>mlfo reproduces {html.escape(c["title"])} ({c["conference"].split("(")[-1].rstrip(")")} {c["year"]}); '
+            f'cite the paper (see <a href="index.html#citing">Citing</a>).</footer></main></body></html>\n')
+
+
+def drop_dead_anchors(out: Path) -> list[str]:
+    "nbdev links every backticked name of _modidx; private names have no heading to land on: keep their code, drop the link."
+    ids = {p.name: set(re.findall(r'\bid="([^"]+)"', p.read_text())) for p in out.glob('*.html')}
+    dropped = []
+    def fix(m):
+        page, anchor = m.group(1), m.group(2)
+        if page in ids and anchor not in ids[page]:
+            dropped.append(f'{page}#{anchor}'); return m.group(3)
+        return m.group(0)
+    for p in out.glob('*.html'):
+        text = p.read_text()
+        new = re.sub(r'<a\s+href="([\w.-]+\.html)#([^"]+)"[^>]*>(<code>[^<]*</code>)</a>', fix, text)
+        if new != text: p.write_text(new)
+    return dropped
+
+
+def build(out: Path = OUT, # the site folder
+          results: Path = ROOT / 'results', # where the generated tables and figures are read
+         ):
+    "The whole site (and sidebar.yml, README.md)."
     from nbdev.serve import proc_nbs
     import nbformat
     (NBS / 'sidebar.yml').write_text(sidebar_yml())
     (ROOT / 'README.md').write_text(readme_md())
     proc_nbs(str(NBS), n_workers=0)
-    shutil.rmtree(OUT, ignore_errors=True)
-    OUT.mkdir()
-    exporter = HTMLExporter(template_name='lab')
-    pages = []
-    for p in sorted((ROOT / '_proc').glob('*.ipynb')):
-        nb = nbformat.read(p, as_version=4)
-        title = p.stem
-        for c in nb.cells:
-            if c.cell_type == 'raw' and c.source.startswith('---'):
-                m = re.search(r'^title:\s*(.+)$', c.source, re.M)
-                if m: title = m.group(1).strip().strip('"\'')
-                c.source = ''
-            if c.cell_type == 'code' and re.search(r'^#\|\s*echo:\s*false', c.source, re.M):
-                c.metadata['transient'] = {'remove_source': True}
-                c.source = ''
-        body, _ = exporter.from_notebook_node(nb, resources={'metadata': {'name': title}})
-        out = OUT / (p.stem + '.html')
-        out.write_text(body)
-        pages.append((p.stem + '.ipynb', title, out.name))
-    by_group = {g: [pg for pg in pages if pg[0] != 'index.ipynb' and group_of(pg[0]) == g] for g in GROUPS}
-    items = ''.join(f'<h2>{g}</h2><ul>' + ''.join(f'<li><a href="{h}">{t}</a></li>' for _, t, h in ps) + '</ul>'
+    out, results = Path(out), Path(results)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    if (NBS / 'images').exists(): shutil.copytree(NBS / 'images', out / 'images')   # pictures the chapters show
+    (out / 'site.css').write_text(CSS + highlight_css() + (NBS / 'styles.css').read_text())
+    nbs = {p.name: nbformat.read(p, as_version=4) for p in sorted((ROOT / '_proc').glob('*.ipynb'))}
+    pages = {}
+    for name, nb in nbs.items():
+        fm = front_matter(nb)
+        pages[name] = (page_of(name, fm), str(fm.get('title') or Path(name).stem), str(fm.get('description') or ''))
+    for name, nb in nbs.items():
+        page, title, description = pages[name]
+        body = pandoc_html(notebook_markdown(nb, name, out, results))
+        (out / page).write_text(page_html(title, description, body, sidebar_html(pages, name), page))
+    unlinked = drop_dead_anchors(out)
+    if unlinked: print(f'{len(unlinked)} automatic links to names without a heading made plain code: {", ".join(sorted(set(unlinked)))}')
+    by_group = {g: [pages[n] for n in pages if n != 'index.ipynb' and group_of(n) == g] for g in GROUPS}
+    items = ''.join(f'<h2>{g}</h2><ul>' + ''.join(f'<li><a href="{h}">{html.escape(t)}</a>: {html.escape(d)}</li>' for h, t, d in ps) + '</ul>'
                     for g, ps in by_group.items() if ps)
-    (OUT / 'contents.html').write_text(f'<html><head><meta charset="utf-8"><title>mlfo</title></head><body>'
-                                       f'<h1>mlfo</h1><p><a href="index.html">Home</a></p>{items}</body></html>')
-    print(f'wrote {len(pages)} pages to {OUT.relative_to(ROOT)}/ (contents.html lists them)')
+    (out / 'contents.html').write_text(page_html('All pages', 'Every chapter of mlfo, grouped as in the sidebar.', items,
+                                                 sidebar_html(pages, ''), 'contents.html'))
+    print(f'wrote {len(pages)} pages to {out}/ (index.html; contents.html lists them)')
 
 
 def check() -> int:
@@ -100,5 +281,7 @@ def check() -> int:
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--check', action='store_true', help='only check that sidebar.yml and README.md are current')
+    ap.add_argument('--out', default=str(OUT), help='site folder (default _docs_offline)')
+    ap.add_argument('--results', default=str(ROOT / 'results'), help='folder of the generated tables/ and figures/ to show')
     a = ap.parse_args()
-    sys.exit(check() if a.check else build())
+    sys.exit(check() if a.check else build(Path(a.out), Path(a.results)))
