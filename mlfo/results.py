@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_results.ipynb #26150a6d
 from __future__ import annotations
-import argparse, copy, hashlib, json, math, os, sys, time
+import argparse, copy, hashlib, json, math, os, sys, threading, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -531,6 +531,15 @@ def _unique(specs: Sequence[RunSpec]) -> list[tuple[str, RunSpec, list[str]]]:
         else: seen[k] = (k, s, [s.artefact])
     return list(seen.values())
 
+def _groups(runs: Sequence[tuple[str, RunSpec, list[str]]]) -> list[list[int]]:
+    "Indices of `runs` by working folder, first occurrence first: runs that share one pretraining go one after the other."
+    by = {}
+    for i, (key, spec, _) in enumerate(runs):
+        cfg, _evals = spec.config()
+        init = spec.params.get('init', 'mlfo')
+        by.setdefault(str(work_folder(cfg, key, init)), []).append(i)
+    return list(by.values())
+
 def run_suite(specs: Sequence[RunSpec], # the runs (duplicates run once)
               out: str | Path = 'results/runs', # record folder
               via: str = 'papermill', # see `execute_run`
@@ -538,13 +547,16 @@ def run_suite(specs: Sequence[RunSpec], # the runs (duplicates run once)
               max_hours: float | None = None, # launch no new run after this many hours
               max_runs: int | None = None, # launch at most this many runs
               dry_run: bool = False, # only record what is done and what would run (the progress file too)
+              jobs: int = 1, # runs at once, one process each (papermill only); runs sharing a pretraining never overlap
              ) -> dict:
     "Run every missing run of `specs` in order, resumably, recording progress; return the progress record."
+    if jobs < 1: raise MLFOError(f'jobs={jobs}: at least 1')
+    if jobs > 1 and via != 'papermill': raise MLFOError(f"jobs={jobs} needs via='papermill' (one process per run), not {via!r}")
     t0 = time.time()
     runs = _unique(specs)
     state = {'started': time.strftime('%Y-%m-%dT%H:%M:%S'), 'updated': None, 'artefacts': sorted({s.artefact for s in specs}),
-             'total': len(runs), 'done': 0, 'failed': 0, 'todo': 0, 'launched': 0, 'elapsed_s': 0.0, 'mean_run_s': None,
-             'eta_s': None, 'current': None, 'stopped': None, 'runs': []}
+             'total': len(runs), 'done': 0, 'failed': 0, 'todo': 0, 'launched': 0, 'jobs': jobs, 'elapsed_s': 0.0,
+             'mean_run_s': None, 'eta_s': None, 'current': None, 'running': [], 'stopped': None, 'runs': []}
     for key, spec, arts in runs:
         rec = find_record(out, key)
         need_ckpt = spec.params.get('require_checkpoint') and rec is not None
@@ -553,44 +565,90 @@ def run_suite(specs: Sequence[RunSpec], # the runs (duplicates run once)
             if not (ck and Path(ck).exists()): rec = None
         state['runs'].append({'key': key, 'label': spec.label(), 'artefacts': arts, 'status': 'done' if rec else 'todo',
                               'record': str(rec) if rec else None, 'wall_s': None, 'error': None})
+    lock = threading.RLock()
     def save():
-        entries = state['runs']
-        state.update(updated=time.strftime('%Y-%m-%dT%H:%M:%S'), elapsed_s=round(time.time() - t0, 1),
-                     done=sum(r['status'] == 'done' for r in entries), failed=sum(r['status'] == 'failed' for r in entries),
-                     todo=sum(r['status'] in ('todo', 'running') for r in entries))
-        walls = [r['wall_s'] for r in entries if r['wall_s']]
-        state['mean_run_s'] = round(sum(walls) / len(walls), 1) if walls else None
-        state['eta_s'] = round(state['mean_run_s'] * state['todo'], 0) if walls else None
-        if progress_file: atomic_write_json(progress_file, state)
+        with lock:
+            entries = state['runs']
+            state.update(updated=time.strftime('%Y-%m-%dT%H:%M:%S'), elapsed_s=round(time.time() - t0, 1),
+                         done=sum(r['status'] == 'done' for r in entries), failed=sum(r['status'] == 'failed' for r in entries),
+                         todo=sum(r['status'] in ('todo', 'running') for r in entries))
+            walls = [r['wall_s'] for r in entries if r['wall_s']]
+            state['mean_run_s'] = round(sum(walls) / len(walls), 1) if walls else None
+            state['eta_s'] = round(state['mean_run_s'] * state['todo'] / jobs, 0) if walls else None
+            if progress_file: atomic_write_json(progress_file, state)
     if dry_run: state['stopped'] = 'dry run: nothing launched'
     save()
     if dry_run: return state
-    for entry, (key, spec, arts) in zip(state['runs'], runs):
-        if entry['status'] == 'done': continue
-        if max_hours is not None and time.time() - t0 > max_hours * 3600: state['stopped'] = f'max_hours={max_hours} reached'; break
-        if max_runs is not None and state['launched'] >= max_runs: state['stopped'] = f'max_runs={max_runs} reached'; break
+    queue = [[i for i in g if state['runs'][i]['status'] != 'done'] for g in _groups(runs)]
+    queue = [g for g in queue if g]
+
+    def start(i) -> bool:
+        "Mark run i as launched, unless a limit or a stop says otherwise (under the lock)."
+        if state['stopped']: return False
+        if max_hours is not None and time.time() - t0 > max_hours * 3600: state['stopped'] = f'max_hours={max_hours} reached'; return False
+        if max_runs is not None and state['launched'] >= max_runs: state['stopped'] = f'max_runs={max_runs} reached'; return False
+        entry = state['runs'][i]
         state['launched'] += 1
         entry['status'] = 'running'
-        state['current'] = {'key': key, 'label': entry['label'], 'since': time.strftime('%Y-%m-%dT%H:%M:%S')}
-        save()
-        print(f"[{state['done'] + state['failed'] + 1}/{state['total']}] {entry['label']} ({', '.join(arts)})", flush=True)
-        t1 = time.time()
+        state['current'] = {'key': entry['key'], 'label': entry['label'], 'since': time.strftime('%Y-%m-%dT%H:%M:%S')}
+        state['running'].append(entry['key'])
+        print(f"[{state['done'] + state['failed'] + len(state['running'])}/{state['total']}] {entry['label']} ({', '.join(runs[i][2])})", flush=True)
+        return True
+
+    def finish(i, **update):
+        entry = state['runs'][i]
+        entry.update(update)
+        state['running'].remove(entry['key'])
+        if state['current'] and state['current']['key'] == entry['key']: state['current'] = None
+
+    def worker():
+        while True:
+            with lock:
+                if state['stopped'] or not queue: return
+                group = queue.pop(0)
+            for i in group:
+                with lock:
+                    ok = start(i)
+                save()
+                if not ok: return
+                key, spec, _ = runs[i]
+                t1 = time.time()
+                try:
+                    rec = execute_run(spec, out, via)
+                    with lock: finish(i, status='done', record=rec['path'], wall_s=round(time.time() - t1, 1))
+                except KeyboardInterrupt:
+                    with lock: finish(i, status='todo'); state['stopped'] = 'interrupted'
+                    save(); raise
+                except Exception as e:
+                    if isinstance(e, RunInterrupted) or getattr(e, 'ename', None) == 'RunInterrupted':  # inline, or inside papermill
+                        with lock: finish(i, status='todo'); state['stopped'] = 'interrupted'
+                        print(f'  interrupted: {e}; the suite stops (run it again to resume)', flush=True)
+                        save(); return
+                    msg = str(e).strip().splitlines()
+                    with lock:
+                        finish(i, status='failed', error=' '.join(msg[-3:])[-500:] if msg else type(e).__name__, wall_s=None)
+                        print(f"  failed: {state['runs'][i]['error']}", flush=True)
+                save()
+
+    if jobs == 1: worker()
+    else:
+        # each run is its own process: the cores are shared out between them, unless the caller set the thread count
+        threads_env = os.environ.get('OMP_NUM_THREADS')
+        if threads_env is None: os.environ['OMP_NUM_THREADS'] = str(max(1, (os.cpu_count() or 1) // jobs))
+        pool = [threading.Thread(target=worker, name=f'suite-job-{j}', daemon=True) for j in range(jobs)]
         try:
-            rec = execute_run(spec, out, via)
-            entry.update(status='done', record=rec['path'], wall_s=round(time.time() - t1, 1))
+            for t in pool: t.start()
+            for t in pool:
+                while t.is_alive(): t.join(0.5)
         except KeyboardInterrupt:
-            entry['status'] = 'todo'; state['stopped'] = 'interrupted'; state['current'] = None; save()
-            raise
-        except Exception as e:
-            if isinstance(e, RunInterrupted) or getattr(e, 'ename', None) == 'RunInterrupted':  # inline, or inside papermill
-                entry['status'] = 'todo'; state['stopped'] = 'interrupted'; state['current'] = None; save()
-                print(f'  interrupted: {e}; the suite stops (run it again to resume)', flush=True)
-                break
-            msg = str(e).strip().splitlines()
-            entry.update(status='failed', error=' '.join(msg[-3:])[-500:] if msg else type(e).__name__, wall_s=None)
-            print(f'  failed: {entry["error"]}', flush=True)
-        state['current'] = None
-        save()
+            with lock:
+                state['stopped'] = 'interrupted'
+                for r in state['runs']:
+                    if r['status'] == 'running': r['status'] = 'todo'
+                state['running'], state['current'] = [], None
+            save(); raise
+        finally:
+            if threads_env is None: os.environ.pop('OMP_NUM_THREADS', None)
     save()
     return state
 
@@ -1188,6 +1246,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--hours', type=float, help='launch no new run after this many hours (resume later)')
     ap.add_argument('--max-runs', type=int, help='launch at most this many runs')
     ap.add_argument('--inline', action='store_true', help='run in this process instead of a papermill notebook per run')
+    ap.add_argument('--jobs', type=int, default=1, help='runs at once, one process each (runs sharing a pretraining never overlap)')
     ap.add_argument('--dry-run', action='store_true', help='list the runs, done and to do, and stop')
     ap.add_argument('--no-render', action='store_true', help='do not execute the table and figure notebooks')
     ap.add_argument('--out', default='results/runs', help='record folder')
@@ -1205,7 +1264,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not a.dry_run and a.preset == 'tiny':
         for name in ('synthetic', 'synthetic-hmdb'): ensure_data(name, DATASETS[name], progress=True)
-    state = run_suite(specs, a.out, 'inline' if a.inline else 'papermill', a.progress, a.hours, a.max_runs, a.dry_run)
+    state = run_suite(specs, a.out, 'inline' if a.inline else 'papermill', a.progress, a.hours, a.max_runs, a.dry_run, a.jobs)
     for r in state['runs']: print(f"  {r['status']:7s} {r['label']} ({', '.join(r['artefacts'])})" + (f": {r['error']}" if r['error'] else ''))
     print(f"runs: {state['done']} done, {state['failed']} failed, {state['todo']} to do, of {state['total']}"
           + (f"; stopped: {state['stopped']}" if state['stopped'] else ''))
