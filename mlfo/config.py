@@ -9,7 +9,7 @@ __all__ = ['LEVELS', 'OBJECTIVES', 'ADDED_WITH_OBJECTIVE', 'GROUPS', 'PRESETS', 
            'config_diff']
 
 # %% ../nbs/01_config.ipynb #d5ecb7ee
-import copy, json, tempfile
+import copy, json, math, tempfile
 from dataclasses import dataclass, field, fields, asdict, replace
 from pathlib import Path
 import typing
@@ -251,6 +251,8 @@ def validate(cfg: MLFOConfig) -> MLFOConfig:
             name, v = prefix + f.name, getattr(group, f.name)
             v = _coerce(v, hints[f.name], name)
             setattr(group, f.name, v)
+            for x in (v if isinstance(v, tuple) else (v,)):   # inf and nan pass every comparison below
+                _check(not isinstance(x, float) or math.isfinite(x), name, v, 'a finite number')
             allowed = f.metadata.get('choices')
             if allowed:
                 for x in (v if isinstance(v, tuple) else (v,)):
