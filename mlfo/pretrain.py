@@ -318,6 +318,15 @@ class _Interrupt:
     def __exit__(self, *exc):
         for s, h in self.old.items(): signal.signal(s, h)
 
+_TERM_OF = {'instance_loss': 'ins', 'info_nce': 'ins', 'sinkhorn': 'sem', 'semantic_targets': 'sem', 'swapped_loss': 'sem',
+            'instance_graph': 'graph_*', 'semantic_graph': 'graph_*', 'combined_graph': 'graph_*', 'graph_targets': 'graph_*',
+            'multilevel_loss': 'graph_*'}  # the function whose check failed -> the metric key(s) of its loss term
+
+def _term_of(message: str) -> str:
+    "', loss term 'ins'' when the message of a loss's own check starts with a function that computes a known term."
+    term = _TERM_OF.get(message.split(':', 1)[0].strip())
+    return f', loss term {term!r}' if term else ''
+
 def _any_rank(flag: bool, device) -> bool:
     "Is `flag` set on any process?"
     return bool(D.all_reduce_sum(torch.tensor([float(flag)], device=device)).item() > 0)
@@ -524,7 +533,7 @@ def _train(cfg, device, rank, world, run_dir, ckpt, latest, state, model, data, 
                     scaler.scale(out['loss']).backward()
                 except MLFOError as e:   # the model's own checks (non-finite features, ...): say where the run stands
                     raise (NonFiniteLoss if 'non-finite' in str(e) else MLFOError)(
-                        f'at step {step} (epoch {epoch}): {e}; {last_good()}') from e
+                        f'at step {step} (epoch {epoch}){_term_of(str(e))}: {e}; {last_good()}') from e
                 if hasattr(core, 'before_optimizer_step'): core.before_optimizer_step()
                 scaler.step(opt); scaler.update(); sched.step()
                 if hasattr(core, 'on_step_end'): core.on_step_end()

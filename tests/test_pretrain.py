@@ -276,3 +276,39 @@ def test_seeded_items_name_the_video_in_workers(data):
     with pytest.raises(Exception) as e: list(loader)
     assert 'while loading item 5' in str(e.value) and Path(reader.ds.records[bad].path).name in str(e.value)
     assert 'OSError: disk read error' in str(e.value)
+
+
+# --- numbers and devices that cannot train: one line, exit code 2
+
+def one_error_line(r, prog='mlfo pretrain') -> str:
+    "The command's only error line (and no traceback)."
+    assert r.returncode == 2, (r.stdout[-1000:], r.stderr[-2000:])
+    assert 'Traceback' not in r.stderr, r.stderr[-2000:]
+    return next(l[l.index(f'{prog}: error:'):] for l in r.stderr.splitlines() if f'{prog}: error:' in l)
+
+
+@pytest.mark.parametrize('key', ['optim.lr', 'loss.tau'])
+def test_infinite_values_are_refused(tmp_path, data, key):
+    error = one_error_line(run(MLFO_PRETRAIN + args_for(data, tmp_path, 'inf', **{key: 'inf'})))
+    assert error == f'mlfo pretrain: error: {key} = inf is not allowed: a finite number', error
+    assert not (tmp_path / 'inf').exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='needs a machine without a GPU')
+def test_cuda_without_a_gpu_is_one_line(tmp_path, data):
+    error = one_error_line(run(MLFO_PRETRAIN + args_for(data, tmp_path, 'gpu', device='cuda')))
+    assert "device='cuda:0': no CUDA GPU is visible here" in error, error
+
+
+def test_optimiser_state_overflow_stops_before_a_bad_checkpoint(tmp_path, data):
+    "loss.proto_tau=1e-30 keeps the weights finite but overflows Adam's second moment: no checkpoint counts as good."
+    r = run(MLFO_PRETRAIN + args_for(data, tmp_path, 'tiny-tau', **{'loss.proto_tau': 1e-30, 'optim.epochs': 1}))
+    error = one_error_line(r)
+    assert 'non-finite optimiser state (exp_avg_sq of ' in error and 'after step 0 (epoch 0)' in error, error
+    assert not list((tmp_path / 'tiny-tau' / 'checkpoints').glob('ckpt-*.pt'))
+
+
+def test_run_folder_that_cannot_be_written_is_one_line(tmp_path, data):
+    (tmp_path / 'file').write_text('')
+    error = one_error_line(run(MLFO_PRETRAIN + args_for(data, tmp_path / 'file', 'x')))
+    assert error.startswith(f'mlfo pretrain: error: {tmp_path}/file/x: cannot write the run folder'), error
