@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['CHECKPOINT_KEYS', 'stage_of', 'lr_factor', 'ResumableBatchSampler', 'rng_fork', 'SeededItems', 'checkpoint_problem',
            'Checkpointer', 'MetricLog', 'read_metrics', 'check_device', 'setup_distributed', 'GlobalBatchNorm',
-           'sync_batchnorm', 'NonFiniteLoss', 'RunFolderLock', 'check_writable', 'pretrain', 'ToyVideos', 'ToyModel',
-           'toy_augment', 'plot_metrics', 'main']
+           'sync_batchnorm', 'view_seeds', 'NonFiniteLoss', 'RunFolderLock', 'check_writable', 'pretrain', 'ToyVideos',
+           'ToyModel', 'toy_augment', 'plot_metrics', 'main']
 
 # %% ../nbs/10_pretrain.ipynb #08d4a511
 import contextlib, json, math, os, random, re, signal, sys, time, warnings
@@ -73,13 +73,14 @@ def rng_fork(seed: int):
         random.setstate(state[0]); np.random.set_state(state[1]); torch.set_rng_state(state[2])
 
 class SeededItems(torch.utils.data.Dataset):
-    "Wrap a dataset so that item `(index, seed)` is produced under its own seed; errors name the video."
+    "Wrap a dataset so that item `(index, seed)` is produced under its own seed, which it carries (`aug_seed`); errors name the video."
     def __init__(self, ds): self.ds = ds
     def __len__(self): return len(self.ds)
     def __getitem__(self, key):
         idx, seed = key
         try:
-            with rng_fork(seed): return self.ds[idx]
+            with rng_fork(seed): item = self.ds[idx]
+            return {**item, 'aug_seed': seed} if isinstance(item, dict) else item   # the seed of its augmentation on the device
         except MLFOError: raise
         except Exception as e:
             raise MLFOError(f'while loading item {idx} ({_item_name(self.ds, idx)}): {type(e).__name__}: {e}') from e
@@ -290,12 +291,17 @@ def _collate(items):
     if not items: return None
     return torch.utils.data.default_collate(items)
 
-def _to_views(batch: dict, device, augment, channels_last: bool) -> dict:
+def view_seeds(seeds, view: int) -> list[int]:
+    "The augmentation seed of each clip of view `view` (0: A, 1: B, 2: long) from its sample's seed."
+    return [(int(s) * 3 + view) % 2**63 for s in seeds]
+
+def _to_views(batch: dict, device, augment, channels_last: bool, per_sample: bool = False) -> dict:
     "Move a batch to `device` and (when `augment` is given) augment it there: uint8 (B,T,H,W,3) -> float (B,3,T,S,S)."
     out = {}
-    for k in ('a', 'b', 'long'):
+    seeds = batch['aug_seed'].tolist() if per_sample and 'aug_seed' in batch else None   # on the host: no device sync
+    for view, k in enumerate(('a', 'b', 'long')):
         x = batch[k].to(device, non_blocking=True)
-        if augment is not None: x = augment(x)
+        if augment is not None: x = augment(x) if seeds is None else augment(x, seeds=view_seeds(seeds, view))
         if channels_last and device.type == 'cuda': x = x.contiguous(memory_format=torch.channels_last_3d)
         out[k] = x
     out['index'] = batch.get('index')
@@ -455,6 +461,8 @@ def _train(cfg, device, rank, world, run_dir, ckpt, latest, state, model, data, 
         if device.type == 'cuda' and cfg.optim.amp != 'none' else contextlib.nullcontext()
     scaler = torch.amp.GradScaler('cuda', enabled=device.type == 'cuda' and cfg.optim.amp == 'fp16')
     checks = device.type != 'cuda'   # the losses' value checks wait for the GPU; there the sums below catch a NaN instead
+    # data.aug_seed='per_sample': each clip's augmentation from its sample's seed, the same at any world size
+    per_sample = cfg.data.aug_seed == 'per_sample' and getattr(augment, 'takes_seeds', False)
 
     def last_good() -> str:
         latest = ckpt.latest()
@@ -524,7 +532,7 @@ def _train(cfg, device, rank, world, run_dir, ckpt, latest, state, model, data, 
             for i, batch in enumerate(_batches(loader), start=start_batch):
                 wait += time.perf_counter() - t_wait
                 if batch is None: continue
-                views = _to_views(batch, device, augment, cfg.optim.channels_last)
+                views = _to_views(batch, device, augment, cfg.optim.channels_last, per_sample)
                 n_clips = views['a'].shape[0]
                 try:
                     with amp, input_checks(checks): out = fwd(views, stage=stage)
