@@ -66,6 +66,8 @@ def _rate(stream) -> float:
     r = stream.average_rate or stream.guessed_rate or stream.base_rate
     return float(r) if r else 25.0
 
+_IMAGE_FORMATS = ('image2', 'jpeg_pipe', 'png_pipe', 'bmp_pipe', 'webp_pipe', 'gif')  # demuxers of still images
+
 def probe_video(path: str | Path) -> VideoInfo:
     "Frame count (demuxed packets), fps and size of a video file, or `MLFOError` naming the problem."
     path = Path(path)
@@ -73,7 +75,11 @@ def probe_video(path: str | Path) -> VideoInfo:
     if path.stat().st_size == 0: raise MLFOError(f'{path}: empty file (0 bytes)')
     try:
         with av.open(str(path)) as c:
-            if not c.streams.video: raise MLFOError(f'{path}: no video stream')
+            if not c.streams.video:
+                kinds = sorted({s.type for s in c.streams})
+                raise MLFOError(f'{path}: no video stream' + (f' (only {", ".join(kinds)})' if kinds else ''))
+            if c.format.name in _IMAGE_FORMATS or c.format.name.endswith('_pipe'):
+                raise MLFOError(f'{path}: an image ({c.format.name}), not a video')
             s = c.streams.video[0]
             declared, fps, width, height = s.frames, _rate(s), s.codec_context.width, s.codec_context.height
             n = sum(1 for p in c.demux(s) if p.size > 0)
@@ -100,6 +106,7 @@ def _decode_pyav(path: Path, indices: Sequence[int], short_side: int, threads: i
     first, last = wanted[0], wanted[-1]
     slot = {i: k for k, i in enumerate(wanted)}  # frame index -> row of `out`
     with av.open(str(path)) as c:
+        if not c.streams.video: raise MLFOError(f'{path}: no video stream')
         s = c.streams.video[0]
         s.thread_type = 'AUTO' if threads != 1 else 'SLICE'
         s.codec_context.thread_count = threads
@@ -255,9 +262,17 @@ def _stat_key(path: Path) -> tuple[int, int]:
     st = path.stat()
     return st.st_size, st.st_mtime_ns
 
+def _count_gapless(folder: Path) -> int:
+    "Frames of a frame folder, or `MLFOError` when its numbers are not 1..n (a missing JPEG in the middle)."
+    numbers = sorted(int(f.name[6:11]) for f in os.scandir(folder) if re.fullmatch(r'image_\d{5}\.jpg', f.name))
+    gaps = sorted(set(range(1, numbers[-1] + 1)) - set(numbers)) if numbers else []
+    if gaps: raise MLFOError(f'{folder}: frame folder with a gap: {", ".join(FRAME_PATTERN.format(i) for i in gaps[:3])}'
+                             f'{" ..." if len(gaps) > 3 else ""} missing ({len(numbers)} JPEGs up to {FRAME_PATTERN.format(numbers[-1])})')
+    return len(numbers)
+
 def _probe_entry(path: Path) -> dict:
     try:
-        if path.is_dir(): info = VideoInfo(num_frames=count_frames(path))
+        if path.is_dir(): info = VideoInfo(num_frames=_count_gapless(path))
         else: info = probe_video(path)
         if info.num_frames == 0: info.error = f'{path}: zero-frame video'
     except MLFOError as e: info = VideoInfo(error=str(e))
