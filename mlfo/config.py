@@ -117,6 +117,7 @@ class OptimConfig:
     channels_last: bool = True  # channels_last_3d memory format on GPU
     compile: bool = False  # torch.compile the model
     ckpt_every: int = 500  # checkpoint every this many steps (and at each epoch end)
+    checkpoint_minutes: float = 10.0  # also checkpoint once this many minutes passed since the last checkpoint (0: off)
     keep_last: int = 3  # checkpoints kept
     log_every: int = 20  # steps between metric records
 
@@ -294,6 +295,7 @@ def validate(cfg: MLFOConfig) -> MLFOConfig:
     _check(o.weight_decay >= 0, 'optim.weight_decay', o.weight_decay, 'a number >= 0')
     _check(all(0 < x <= 1 for x in o.lr_decay_at), 'optim.lr_decay_at', o.lr_decay_at, 'fractions of the epochs in (0, 1]')
     _check(0 <= o.warmup_epochs < o.epochs, 'optim.warmup_epochs', o.warmup_epochs, f'in [0, optim.epochs={o.epochs})')
+    _check(o.checkpoint_minutes >= 0, 'optim.checkpoint_minutes', o.checkpoint_minutes, 'a number of minutes >= 0 (0: off)')
     for n in ('ckpt_every', 'keep_last', 'log_every'):
         _check(getattr(o, n) >= 1, f'optim.{n}', getattr(o, n), 'an integer >= 1')
     _check(e.n_clips >= 1, 'eval.n_clips', e.n_clips, 'an integer >= 1')

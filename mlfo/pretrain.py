@@ -337,7 +337,11 @@ def _any_rank(flag: bool, device) -> bool:
     "Is `flag` set on any process?"
     return bool(D.all_reduce_sum(torch.tensor([float(flag)], device=device)).item() > 0)
 
-_IGNORED_ON_RESUME = ('optim.epochs', 'device', 'data.num_workers', 'out_dir', 'name')  # a moved or renamed run folder resumes
+def _any_ranks(flags: list[bool], device) -> list[bool]:
+    "Is each of `flags` set on any process? (one collective for all)"
+    return [x > 0 for x in D.all_reduce_sum(torch.tensor([float(f) for f in flags], device=device)).tolist()]
+
+_IGNORED_ON_RESUME = ('optim.epochs', 'device', 'data.num_workers', 'out_dir', 'name', 'optim.checkpoint_minutes')  # a moved or renamed run folder resumes
 
 def _check_config(saved: dict, cfg: MLFOConfig, allow_change: bool, path):
     "Resuming with a different config is an error unless allowed (run length may always grow)."
@@ -468,6 +472,7 @@ def _train(cfg, device, rank, world, run_dir, ckpt, latest, state, model, data, 
         latest = ckpt.latest()
         return f'the last good checkpoint is {latest}' if latest else 'no checkpoint was written yet'
 
+    saved_at = [time.monotonic()]   # when the last checkpoint was written (for optim.checkpoint_minutes)
     def save(batch_in_epoch):
         "Checkpoint (all ranks gather their RNG states; rank 0 writes); never one with non-finite weights or optimiser state."
         weights = {k: v for k, v in core.state_dict().items() if v.is_floating_point()}
@@ -485,6 +490,8 @@ def _train(cfg, device, rank, world, run_dir, ckpt, latest, state, model, data, 
             ckpt.save({'config': cfg.to_dict(), 'model': core.state_dict(), 'optimizer': opt.state_dict(),
                        'scheduler': sched.state_dict(), 'epoch': epoch, 'step': step, 'batch_in_epoch': batch_in_epoch,
                        'stage': stage_of(min(epoch, cfg.optim.epochs - 1), cfg), 'rng': rngs, 'commit': git_commit()}, step)
+        saved_at[0] = time.monotonic()
+    due = lambda: 0 < cfg.optim.checkpoint_minutes * 60 <= time.monotonic() - saved_at[0]
 
     sums, first_bad, n_acc = {}, {}, 0
     t_last, wait, seen = time.perf_counter(), 0.0, 0
@@ -555,9 +562,13 @@ def _train(cfg, device, rank, world, run_dir, ckpt, latest, state, model, data, 
                 if step % cfg.optim.log_every == 0:
                     flush(epoch)
                     if bar and last: bar.set_postfix(loss=f"{last['loss']:.3f}", refresh=False)
-                # a stop request is honoured at once by one process, at a log step by every process together
-                stopping = stop.flag if world == 1 else step % cfg.optim.log_every == 0 and _any_rank(stop.flag, device)
-                if stopping or step % cfg.optim.ckpt_every == 0: flush(epoch); save(i + 1)
+                # a stop request is honoured at once by one process, at a log step by every process together; a timed
+                # checkpoint waits for a log step (just flushed: the metrics records do not depend on the clock)
+                log_step = step % cfg.optim.log_every == 0
+                if world == 1: stopping, timed = stop.flag, log_step and due()
+                elif log_step: stopping, timed = _any_ranks([stop.flag, due()], device)
+                else: stopping = timed = False
+                if stopping or timed or step % cfg.optim.ckpt_every == 0: flush(epoch); save(i + 1)
                 if stopping:
                     status = 'interrupted'
                     break

@@ -134,7 +134,7 @@ def run_config(preset: str = 'tiny', # PRESET: 'tiny' or a paper preset (mlfo.co
 # %% ../nbs/15_results.ipynb #c04d693a
 BOOKKEEPING = ('name', 'preset', 'out_dir', 'device', 'data.num_workers')  # settings that do not change a run's numbers
 ADDED_LATER = {'loss.retrieval_steps': 'full',   # settings added after records existed: at this value (the old behaviour) they leave keys unchanged
-               **{k: OBJECTIVES['legacy'][k] for k in ADDED_WITH_OBJECTIVE if k != 'loss.objective'}, 'loss.objective': 'legacy', 'data.aug_seed': 'stream'}
+               **{k: OBJECTIVES['legacy'][k] for k in ADDED_WITH_OBJECTIVE if k != 'loss.objective'}, 'loss.objective': 'legacy', 'data.aug_seed': 'stream', 'optim.checkpoint_minutes': 10.0}
 
 def _canonical(cfg: MLFOConfig, with_eval: bool = True) -> dict:
     d = json.loads(json.dumps(cfg.to_dict()))  # tuples -> lists
