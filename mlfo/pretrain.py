@@ -179,8 +179,10 @@ class MetricLog:
             except Exception: self.tb = None
 
     def write(self, record: dict):
-        with open(self.path, 'a') as f:
-            f.write(json.dumps(record) + '\n'); f.flush(); os.fsync(f.fileno())
+        try:
+            with open(self.path, 'a') as f:
+                f.write(json.dumps(record) + '\n'); f.flush(); os.fsync(f.fileno())
+        except OSError as e: raise io_error(self.path, e, 'write') from None   # a full disk: one line naming the file
         if self.tb:
             for k, v in record.items():
                 if isinstance(v, (int, float)) and k != 'step': self.tb.add_scalar(k, v, record['step'])
