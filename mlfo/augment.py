@@ -6,13 +6,16 @@
 from __future__ import annotations
 import math
 
+import numpy as np
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 # %% auto #0
-__all__ = ['MEAN', 'STD', 'LUMA', 'crop_boxes', 'crop_resize_flip', 'crop_resize_flip_uint8', 'grey', 'shift_hue',
-           'adjust_colour', 'BatchAugment', 'ClipAugment', 'normalize_clips', 'augment_batch']
+__all__ = ['MEAN', 'STD', 'LUMA', 'crop_boxes', 'boxes_from_draws', 'crop_resize_flip', 'crop_resize_flip_uint8', 'grey',
+           'shift_hue', 'adjust_colour', 'sample_uniforms', 'BatchAugment', 'ClipAugment', 'normalize_clips',
+           'augment_batch']
 
 # %% ../nbs/03c_augment.ipynb #bd253b4d
 MEAN = (0.485, 0.456, 0.406)  # ImageNet RGB mean
@@ -26,9 +29,16 @@ def crop_boxes(n: int, # clips
                tries: int = 10, # draws per clip before falling back to the centre crop
               ) -> Tensor: # (n, 4) float: top, left, h, w in pixels
     "Random resized crop boxes, one per clip (torchvision's rule, vectorised)."
-    A = height * width
-    s = torch.empty(n, tries).uniform_(*area, generator=generator) * A  # (n, tries) target areas
+    s = torch.empty(n, tries).uniform_(*area, generator=generator) * (height * width)  # (n, tries) target areas
     logr = torch.empty(n, tries).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=generator)
+    return boxes_from_draws(s, logr, torch.rand(n, 2, generator=generator), height, width, ratio)
+
+def boxes_from_draws(s: Tensor, # (n, tries) target areas in pixels
+                     logr: Tensor, # (n, tries) log aspect ratios
+                     u: Tensor, # (n, 2) uniforms in [0, 1) placing the box
+                     height: int, width: int, ratio) -> Tensor: # (n, 4) top, left, h, w
+    "The crop boxes of `crop_boxes` from its random draws: the first try that fits, else the centre crop."
+    n = s.shape[0]
     r = logr.exp()
     w, h = (s * r).sqrt().round(), (s / r).sqrt().round()  # (n, tries)
     ok = (w > 0) & (h > 0) & (w <= width) & (h <= height)
@@ -40,7 +50,6 @@ def crop_boxes(n: int, # clips
     pick = first.clamp(min=0)
     w = torch.where(first >= 0, w.gather(1, pick[:, None])[:, 0], torch.tensor(float(fw)))  # (n,)
     h = torch.where(first >= 0, h.gather(1, pick[:, None])[:, 0], torch.tensor(float(fh)))
-    u = torch.rand(n, 2, generator=generator)
     top = torch.where(first >= 0, (u[:, 0] * (height - h + 1)).floor(), (height - h) / 2 // 1)
     left = torch.where(first >= 0, (u[:, 1] * (width - w + 1)).floor(), (width - w) / 2 // 1)
     return torch.stack([top, left, h, w], 1)
@@ -130,6 +139,18 @@ def adjust_colour(x: Tensor, # (B, T, 3, H, W) float in [0, 1]
     return x
 
 # %% ../nbs/03c_augment.ipynb #4193285c
+def sample_uniforms(seeds, # B integers (any size: taken modulo 2**64)
+                    n: int,  # uniforms per seed
+                   ) -> Tensor: # (B, n) float64 in [0, 1)
+    "`n` uniforms per seed from a counter-based hash (splitmix64) of (seed, position): a clip's draws depend on its seed only."
+    with np.errstate(over='ignore'):   # the hash multiplies modulo 2**64
+        z = np.array([int(x) % 2 ** 64 for x in seeds], dtype=np.uint64)[:, None] * np.uint64(0x9E3779B97F4A7C15) \
+            + np.arange(1, n + 1, dtype=np.uint64)[None] * np.uint64(0xD1B54A32D192ED03)  # (B, n)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+    return torch.from_numpy((z >> np.uint64(11)).astype(np.float64) * 2.0 ** -53)
+
 class BatchAugment(nn.Module):
     "Augment a uint8 batch (B, T, H, W, 3) into a normalised float batch (B, 3, T, size, size)."
     def __init__(self, size: int = 112, # crop side (cfg.data.size)
@@ -150,6 +171,8 @@ class BatchAugment(nn.Module):
         self.grey_p, self.jitter, self.jitter_p, self.jitter_per = grey_p, tuple(jitter), jitter_p, jitter_per
         self.register_buffer('mean', torch.tensor(mean).view(1, 3, 1, 1, 1), persistent=False)  # (1, 3, 1, 1, 1)
         self.register_buffer('std', torch.tensor(std).view(1, 3, 1, 1, 1), persistent=False)
+
+    takes_seeds = True  # forward accepts one seed per clip (the training loop passes them for data.aug_seed='per_sample')
 
     @classmethod
     def from_config(cls, data) -> 'BatchAugment':
@@ -172,12 +195,53 @@ class BatchAugment(nn.Module):
         if self.grey_mode == 'channel': f['channel'] = torch.randint(3, (B, t), generator=g).expand(B, T)  # the channel kept
         return f
 
+    def _params(self, B: int, T: int, H: int, W: int, g) -> dict:
+        "Every random draw of one call, in one stream: crop boxes (B, 4), flips (B,), colour factors (B, T)."
+        boxes = crop_boxes(B, H, W, self.crop_area, self.crop_ratio, g)  # (B, 4)
+        flip = (torch.rand(B, generator=g) < 0.5) & self.flip  # (B,)
+        return {'boxes': boxes, 'flip': flip, **self._draw(B, T, g)}
+
+    def _box(self, u: list, H: int, W: int, tries: int) -> list: # top, left, h, w
+        "One clip's crop box from its uniforms (`tries` areas, `tries` ratios, 2 for the position): `crop_boxes`' rule."
+        (a0, a1), (r0, r1) = self.crop_area, (math.log(self.crop_ratio[0]), math.log(self.crop_ratio[1]))
+        for k in range(tries):
+            area, ratio = (a0 + (a1 - a0) * u[k]) * H * W, math.exp(r0 + (r1 - r0) * u[tries + k])
+            w, h = round(math.sqrt(area * ratio)), round(math.sqrt(area / ratio))
+            if 0 < w <= W and 0 < h <= H:
+                return [math.floor(u[-2] * (H - h + 1)), math.floor(u[-1] * (W - w + 1)), h, w]
+        lo, hi = self.crop_ratio   # no try fits: the largest centre crop within the ratio range
+        w, h = (round(H * hi), H) if W / H > hi else ((W, round(W / lo)) if W / H < lo else (W, H))
+        return [(H - h) // 2, (W - w) // 2, h, w]
+
+    def _params_per_sample(self, seeds, T: int, H: int, W: int, tries: int = 10) -> dict:
+        "The draws of each clip from its own seed: the same clip gets the same augmentation in any batch, on any rank."
+        B, t = len(seeds), (T if self.jitter_per == 'frame' else 1)
+        u = sample_uniforms(seeds, 2 * tries + 3 + 7 * t + 4)  # (B, n) float64: crop tries, position, flip, colour, order
+        unit = lambda x: x.float().clamp_(max=1 - 2 ** -24)      # float32 uniforms, never rounded up to 1
+        # one clip at a time in Python floats: vectorised exp rounds differently with the batch's length
+        boxes = torch.tensor([self._box(row, H, W, tries) for row in u[:, :2 * tries + 2].tolist()])  # (B, 4)
+        flip = (u[:, 2 * tries + 2] < 0.5) & self.flip            # (B,)
+        c = u[:, 2 * tries + 3:]                                   # (B, 7t + 4) colour draws
+        col = lambda k: unit(c[:, k * t:(k + 1) * t])              # (B, t) the k-th colour draw of every frame (or clip)
+        b_, c_, s_, h_ = self.jitter
+        span = lambda k, lo, hi: (lo + (hi - lo) * col(k)).expand(B, T)
+        on = (col(4) < self.jitter_p).expand(B, T)
+        f = {'brightness': span(0, max(0, 1 - b_), 1 + b_), 'contrast': span(1, max(0, 1 - c_), 1 + c_),
+             'saturation': span(2, max(0, 1 - s_), 1 + s_), 'hue': span(3, -h_, h_)}
+        f = {k: torch.where(on, v, torch.zeros_like(v) if k == 'hue' else torch.ones_like(v)) for k, v in f.items()}
+        f['grey'] = (col(5) < self.grey_p).expand(B, T)
+        if self.grey_mode == 'channel': f['channel'] = (col(6) * 3).long().expand(B, T)  # the channel kept
+        f['order'] = c[:, 7 * t:].argsort(1).tolist()            # one order of the four operations per clip
+        f['any_jitter'] = [bool(x) and self.jitter_p > 0 for x in on.any(1).tolist()]
+        return {'boxes': boxes, 'flip': flip, **f}
+
     def forward(self, x: Tensor, # (B, T, H, W, 3) uint8
-                generator: torch.Generator | None = None) -> Tensor: # (B, 3, T, size, size) float
+                generator: torch.Generator | None = None, # one stream for the batch (data.aug_seed='stream')
+                seeds=None, # (B,) one seed per clip instead (data.aug_seed='per_sample')
+               ) -> Tensor: # (B, 3, T, size, size) float
         B, T, H, W, _ = x.shape
-        boxes = crop_boxes(B, H, W, self.crop_area, self.crop_ratio, generator)  # (B, 4)
-        flip = (torch.rand(B, generator=generator) < 0.5) & self.flip  # (B,)
-        f = self._draw(B, T, generator)
+        f = self._params(B, T, H, W, generator) if seeds is None else self._params_per_sample(seeds, T, H, W)
+        boxes, flip = f['boxes'], f['flip']
         S = self.size
         if x.device.type == 'cpu':  # crop and resize the uint8 frames, then go to float at S x S
             y = crop_resize_flip_uint8(x, boxes, flip, S).float().div_(255)  # (B, T, 3, S, S)
@@ -188,7 +252,15 @@ class BatchAugment(nn.Module):
         if self.grey_p > 0 and self.grey_mode == 'channel':  # one channel copied to all three, then the jitter (authors' order)
             index = f['channel'].to(y.device)[..., None, None, None].expand(B, T, 1, S, S)  # (B, T, 1, S, S)
             y.lerp_(y.gather(2, index).expand_as(y), gm)
-        if f['any_jitter']: y = adjust_colour(y, f['brightness'], f['contrast'], f['saturation'], f['hue'], f['order'], inplace=True)
+        if seeds is None:
+            if f['any_jitter']: y = adjust_colour(y, f['brightness'], f['contrast'], f['saturation'], f['hue'], f['order'], inplace=True)
+        else:   # clips that share an order of the four operations are jittered together
+            groups = {}
+            for i, (order, on) in enumerate(zip(f['order'], f['any_jitter'])):
+                if on: groups.setdefault(tuple(order), []).append(i)
+            for order, rows in groups.items():
+                r = torch.tensor(rows, device=y.device)
+                y[r] = adjust_colour(y[r], *(f[k][rows] for k in ('brightness', 'contrast', 'saturation', 'hue')), order, inplace=True)
         if self.grey_p > 0 and self.grey_mode == 'luma':
             y.lerp_(grey(y).expand_as(y), gm)  # a 0/1 blend: torch.where is slow on CPU
         y = y.transpose(1, 2)  # (B, 3, T, S, S)
@@ -200,7 +272,7 @@ class ClipAugment:
     @classmethod
     def from_config(cls, data) -> 'ClipAugment':
         out = cls.__new__(cls); out.batch = BatchAugment.from_config(data); return out
-    def __call__(self, clip: Tensor) -> Tensor:
+    def __call__(self, clip: Tensor) -> Tensor:   # draws from the global stream, which the loader seeds per item
         with torch.no_grad(): return self.batch(clip[None])[0]
 
 def normalize_clips(x: Tensor, # (..., T, H, W, 3) uint8

@@ -9,7 +9,7 @@ __all__ = ['LEVELS', 'OBJECTIVES', 'ADDED_WITH_OBJECTIVE', 'GROUPS', 'PRESETS', 
            'config_diff']
 
 # %% ../nbs/01_config.ipynb #d5ecb7ee
-import copy, json, tempfile
+import copy, json, math, tempfile
 from dataclasses import dataclass, field, fields, asdict, replace
 from pathlib import Path
 import typing
@@ -54,6 +54,7 @@ class DataConfig:
     grey: str = choice('channel', 'channel', 'luma')  # grey frames: one random channel copied to all three, before the jitter (authors), or ITU-R 601 luma after it
     jitter_per: str = choice('frame', 'frame', 'clip')  # draw grey and jitter per frame (authors) or per clip
     aug_device: str = choice('model', 'model', 'cpu')  # augment in the workers ('cpu') or batched on the model's device ('model')
+    aug_seed: str = choice('per_sample', 'per_sample', 'stream')  # on the model's device: draw each clip's augmentation from its sample's seed (the same at any world size), or the batch from each process's stream (before this key)
     short_video: str = choice('skip', 'skip', 'loop', 'raise')  # videos shorter than the window: drop and count, loop the frames, or raise
     bad_video: str = choice('skip', 'skip', 'raise')  # unreadable video during training: warn, count and skip, or raise
     num_workers: int = 4  # loader processes per training process
@@ -117,6 +118,7 @@ class OptimConfig:
     cpu_amp: bool = False  # bf16 autocast and channels_last_3d on the CPU too (faster with AVX-512 BF16 or AMX)
     compile: bool = False  # torch.compile the model
     ckpt_every: int = 500  # checkpoint every this many steps (and at each epoch end)
+    checkpoint_minutes: float = 10.0  # also checkpoint once this many minutes passed since the last checkpoint (0: off)
     keep_last: int = 3  # checkpoints kept
     log_every: int = 20  # steps between metric records
 
@@ -175,7 +177,7 @@ class MLFOConfig:
 
 # %% ../nbs/01_config.ipynb #497a0688
 OBJECTIVES = {  # loss.objective -> the settings it stands for
-    'authors': {'data.jitter_p': 1.0, 'data.grey': 'channel',
+    'authors': {'data.jitter_p': 1.0, 'data.grey': 'channel', 'data.aug_seed': 'per_sample',
                 'model.me_gate': 'code', 'model.heads': 'per_step', 'model.me_feeds': 'all', 'model.bn': 'joint',
                 'loss.graph_loss': 'authors', 'loss.aug_negatives': 'both_clips', 'loss.queue_push': 'always',
                 'loss.gather_grad': 'all', 'loss.retrieval_steps': 'authors', 'loss.retrieval_directions': 'both',
@@ -188,7 +190,7 @@ OBJECTIVES['paper'] = {**OBJECTIVES['authors'],
                        'loss.retrieval_directions': 'short_to_long', 'loss.instance_similarity': 'paper',
                        'loss.graph_levels': ('low', 'mid'), 'loss.temporal_augs': ('reverse', 'shuffle'), 'loss.sem_weight': 1.0}
 OBJECTIVES['legacy'] = {**OBJECTIVES['paper'],
-                        'data.jitter_p': 0.8, 'data.grey': 'luma', 'model.bn': 'per_view',
+                        'data.jitter_p': 0.8, 'data.grey': 'luma', 'data.aug_seed': 'stream', 'model.bn': 'per_view',
                         'loss.graph_loss': 'symmetric', 'loss.aug_negatives': 'own_clip', 'loss.queue_push': 'in_use',
                         'loss.retrieval_directions': 'both', 'loss.instance_similarity': 'code',
                         'loss.graph_levels': ('low', 'mid', 'high'), 'loss.temporal_augs': ('reverse',), 'loss.sem_weight': 0.5}
@@ -252,6 +254,8 @@ def validate(cfg: MLFOConfig) -> MLFOConfig:
             name, v = prefix + f.name, getattr(group, f.name)
             v = _coerce(v, hints[f.name], name)
             setattr(group, f.name, v)
+            for x in (v if isinstance(v, tuple) else (v,)):   # inf and nan pass every comparison below
+                _check(not isinstance(x, float) or math.isfinite(x), name, v, 'a finite number')
             allowed = f.metadata.get('choices')
             if allowed:
                 for x in (v if isinstance(v, tuple) else (v,)):
@@ -292,6 +296,7 @@ def validate(cfg: MLFOConfig) -> MLFOConfig:
     _check(o.weight_decay >= 0, 'optim.weight_decay', o.weight_decay, 'a number >= 0')
     _check(all(0 < x <= 1 for x in o.lr_decay_at), 'optim.lr_decay_at', o.lr_decay_at, 'fractions of the epochs in (0, 1]')
     _check(0 <= o.warmup_epochs < o.epochs, 'optim.warmup_epochs', o.warmup_epochs, f'in [0, optim.epochs={o.epochs})')
+    _check(o.checkpoint_minutes >= 0, 'optim.checkpoint_minutes', o.checkpoint_minutes, 'a number of minutes >= 0 (0: off)')
     for n in ('ckpt_every', 'keep_last', 'log_every'):
         _check(getattr(o, n) >= 1, f'optim.{n}', getattr(o, n), 'an integer >= 1')
     _check(e.n_clips >= 1, 'eval.n_clips', e.n_clips, 'an integer >= 1')
@@ -413,7 +418,9 @@ def from_dict(d: dict, source: str = 'config') -> MLFOConfig:
 _BEFORE_OBJECTIVE = ('tau', 'K', 'eta', 'constraint', 'graph_levels', 'temporal', 'level_weights', 'sem_weight', 'E')
 
 def _migrate(d: dict) -> dict:
-    "A config saved before `loss.objective` existed ran the 'legacy' objective: fill its settings."
+    "A config saved before `loss.objective` existed ran the 'legacy' objective, one before `data.aug_seed` the 'stream' draws: fill them."
+    data = d.get('data')
+    if isinstance(data, dict) and 'aug_device' in data and 'aug_seed' not in data: d = {**d, 'data': {**data, 'aug_seed': 'stream'}}
     loss = d.get('loss')
     if not isinstance(loss, dict) or 'objective' in loss or not set(_BEFORE_OBJECTIVE) <= set(loss): return d
     d = {k: dict(v) if isinstance(v, dict) else v for k, v in d.items()}

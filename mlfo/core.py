@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_torch_save', 'seed_everything', 'rng_state',
-           'set_rng_state', 'git_commit', 'device_info', 'file_fingerprint', 'MLFOError', 'checks_enabled',
-           'input_checks']
+__all__ = ['fsync_dir', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_torch_save', 'seed_everything',
+           'rng_state', 'set_rng_state', 'git_commit', 'device_info', 'file_fingerprint', 'MLFOError', 'io_error',
+           'checks_enabled', 'input_checks']
 
 # %% ../nbs/00_core.ipynb #654a585c
 def _umask() -> int:
@@ -22,22 +22,33 @@ def _umask() -> int:
     mask = os.umask(0); os.umask(mask)
     return mask
 
+def fsync_dir(folder: str | Path) -> None:
+    "Flush a folder's entries (a rename inside it) to disk; a no-op where folders cannot be opened."
+    try: fd = os.open(folder, os.O_RDONLY)
+    except OSError: return
+    try: os.fsync(fd)
+    except OSError: pass
+    finally: os.close(fd)
+
 def atomic_write_bytes(path: str | Path, # destination file
                        data: bytes,      # full contents
                       ) -> Path:
-    "Write `data` to `path` atomically (temporary file, fsync, rename)."
+    "Write `data` to `path` atomically (temporary file, fsync, rename, fsync of the folder)."
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
         with os.fdopen(fd, 'wb') as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp): os.unlink(tmp)
+        fsync_dir(path.parent)              # the rename itself survives a power cut
+    except BaseException as e:
+        if tmp and os.path.exists(tmp): os.unlink(tmp)
+        if isinstance(e, OSError): raise io_error(path, e, 'write') from None
         raise
     return path
 
@@ -114,6 +125,14 @@ def file_fingerprint(paths, # iterable of files
 # %% ../nbs/00_core.ipynb #3f332066
 class MLFOError(ValueError):
     "Bad input: the message names the file, field or value and what is allowed."
+
+def io_error(path: str | Path, # the file or folder at fault
+             error: OSError,   # what the operating system said
+             doing: str = 'read', # 'read', 'write', 'create', ...
+            ) -> MLFOError:
+    "An `OSError` (no permission, a full disk, ...) as one `MLFOError` line naming the path."
+    why = error.strerror or type(error).__name__
+    return MLFOError(f'{path}: cannot {doing}: {why}')
 
 # %% ../nbs/00_core.ipynb #969a88ae
 _INPUT_CHECKS = True   # the switch read by checks_enabled; changed only through input_checks

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from .core import MLFOError
+from .core import MLFOError, io_error
 from .video import VIDEO_EXTS, VideoInfo, build_index, write_video
 
 # %% auto #0
@@ -211,7 +211,8 @@ def read_folder(root: str | Path, subset: str = 'train', source: str = 'video', 
     records = []
     for label, c in enumerate(classes):
         for v in sorted((base / c).iterdir()):
-            usable = v.is_dir() if source == 'frames' else v.suffix.lower() in VIDEO_EXTS
+            if v.name.startswith('.'): continue   # hidden: an editor's, a copy tool's or an interrupted write's leftovers
+            usable = v.is_dir() if source == 'frames' else v.is_file() and v.suffix.lower() in VIDEO_EXTS
             if usable: records.append(VideoRecord(str(v), label, str(v.relative_to(root))))
     return VideoDataset(name, root, subset, split, classes, records)
 
@@ -247,8 +248,10 @@ def load_dataset(name: str, # cfg.data.dataset: one of READERS
     root = Path(root)
     if not root.is_dir(): raise MLFOError(f'{root}: data set folder does not exist (data set {name!r})')
     reader = READERS[name]
-    if reader in (read_ucf101, read_hmdb51): return reader(root, split, subset, source, missing, name)
-    return reader(root, subset, source, missing, name, split)
+    try:
+        if reader in (read_ucf101, read_hmdb51): return reader(root, split, subset, source, missing, name)
+        return reader(root, subset, source, missing, name, split)
+    except OSError as e: raise io_error(e.filename or root, e) from None   # an unreadable split file or class folder
 
 # %% ../nbs/03a_datasets.ipynb #695b26ef
 def index_dataset(ds: VideoDataset, # from `load_dataset`
@@ -257,7 +260,8 @@ def index_dataset(ds: VideoDataset, # from `load_dataset`
                   progress: bool = True, # tqdm bar while probing
                  ) -> VideoDataset:
     "Attach frame counts, fps and sizes to `ds`; report unusable videos (`MLFOError` or warning)."
-    infos = build_index(ds.root, [r.name for r in ds.records], workers=workers, progress=progress)
+    try: infos = build_index(ds.root, [r.name for r in ds.records], workers=workers, progress=progress)
+    except OSError as e: raise io_error(e.filename or ds.root, e) from None   # a class folder that cannot be listed
     keep, bad = [], []
     for r in ds.records:
         info = infos[r.name]

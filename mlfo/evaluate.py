@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_evaluate.ipynb #abb900b4
 from __future__ import annotations
-import copy, hashlib, json, math, os, time
+import copy, hashlib, json, math, os, time, warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -452,6 +452,16 @@ def linear_probe(backbone: nn.Module, # frozen (eval mode, no gradient)
     return head.eval(), hist
 
 # %% ../nbs/11_evaluate.ipynb #2b50f6f3
+def _read_state(path: Path) -> dict | None:
+    "A saved finetuning state, or None (with a warning) when the file cannot be read: the finetune then starts over, to the same end."
+    try: st = torch.load(path, map_location='cpu', weights_only=False)
+    except Exception as e:   # cut short by a kill or a full disk
+        warnings.warn(f'{path}: unreadable finetuning state ({(str(e).strip().splitlines() or [type(e).__name__])[0][:120]}); '
+                      'starting this finetune over')
+        return None
+    if not isinstance(st, dict): raise MLFOError(f'{path}: not a finetuning state (holds a {type(st).__name__}); delete it to start over')
+    return st
+
 class Classifier(nn.Module):
     "Backbone, global pooling (`embed`), dropout and a linear layer."
     def __init__(self, backbone: nn.Module, n_classes: int, dropout: float = 0.9):
@@ -513,8 +523,8 @@ def finetune(backbone: nn.Module, # trained in place (pass a copy to keep the or
         # what the state belongs to: a state of other settings or other starting weights is never resumed
         setting = dict(epochs=epochs, lr=lr, scale=scale, batch_size=bs, seed=seed, n_classes=n_classes, clips=len(train_clips),
                        dropout=model.dropout.p, weight_decay=opt.param_groups[0]['weight_decay'], start=state_hash(model))
-        if state_path.exists():
-            st = torch.load(state_path, map_location='cpu', weights_only=False)
+        st = _read_state(state_path) if state_path.exists() else None
+        if st is not None:
             if st.get('setting') != setting:
                 raise MLFOError(f'{state_path}: a finetuning state of other settings or starting weights '
                                 f'({st.get("setting")} against {setting}); delete it to start this one over')
@@ -690,8 +700,9 @@ def train_supervised(cfg: MLFOConfig, # model.*, eval.* (data set, finetune reci
     run = _run_dir(cfg, out_dir)
     path = run / 'supervised.pt'
     if path.exists():  # a finished baseline of this config and recipe (its run was killed while evaluating it) is kept
-        saved = torch.load(path, map_location='cpu', weights_only=False)
-        if saved.get('config') == cfg.to_dict() and saved.get('supervised', {}).get('recipe') == recipe: return path
+        try: saved = torch.load(path, map_location='cpu', weights_only=False)
+        except Exception: saved = {}   # cut short by a kill: trained again (and overwritten)
+        if isinstance(saved, dict) and saved.get('config') == cfg.to_dict() and saved.get('supervised', {}).get('recipe') == recipe: return path
     train, _ = eval_datasets(cfg, progress)
     backbone = build_eval_backbone(cfg, None).to(_resolve_device(cfg))
     labels = torch.tensor([r.label for r in train.records])

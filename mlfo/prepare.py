@@ -4,30 +4,43 @@
 
 # %% ../nbs/03e_prepare.ipynb #dc58e190
 from __future__ import annotations
-import argparse, os, shutil, sys, tempfile, time
-from concurrent.futures import ProcessPoolExecutor
+import argparse, multiprocessing, os, shutil, signal, sys, tempfile, time
 from pathlib import Path
 
 import av
 import numpy as np
 
-from .core import MLFOError, atomic_write_json
+from .core import MLFOError, atomic_write_json, io_error
 from .video import FRAME_PATTERN, VIDEO_EXTS, probe_video, short_side_size, write_frames
 
 # %% auto #0
-__all__ = ['prepare_dataset', 'main_prepare']
+__all__ = ['remove_partial', 'PrepareInterrupted', 'prepare_dataset', 'main_prepare']
 
 # %% ../nbs/03e_prepare.ipynb #f5a96981
+def _partial_name(out: Path, frames: bool) -> Path:
+    "Where `out` is written before its rename: hidden, marked `.tmp` and the process id, the container's suffix kept."
+    return out.parent / (f'.{out.name}.tmp{os.getpid()}' if frames else f'.{out.stem}.tmp{os.getpid()}{out.suffix}')
+
+def _remove(path: Path) -> None:
+    if path.is_dir(): shutil.rmtree(path, ignore_errors=True)
+    elif path.exists(): path.unlink(missing_ok=True)
+
+def remove_partial(folder: str | Path) -> list[Path]:
+    "Delete every partial output (hidden `.*.tmp*` files and frame folders) an interrupted run left under `folder`."
+    folder = Path(folder)
+    found = sorted(folder.rglob('.*.tmp*')) if folder.is_dir() else []
+    for p in found: _remove(p)
+    return found
+
 def _encode_one(job: tuple) -> tuple[str, str]:
     "Re-encode (or extract frames of) one video; returns (relative path, '' or the error)."
     src, dst, rel, short_side, frames, codec = job
     s, out = Path(src) / rel, Path(dst) / rel
     if frames: out = out.with_suffix('')
+    tmp = _partial_name(out, frames)
     try:
         probe_video(s)
-        tmp = out.parent / f'.{out.name}.tmp{os.getpid()}'
-        if frames:
-            if tmp.exists(): shutil.rmtree(tmp)
+        _remove(tmp)
         out.parent.mkdir(parents=True, exist_ok=True)
         with av.open(str(s)) as c:
             st = c.streams.video[0]
@@ -42,8 +55,7 @@ def _encode_one(job: tuple) -> tuple[str, str]:
                     f.to_image(width=W, height=H).save(tmp / FRAME_PATTERN.format(n), quality=90)
                 if n == 0: raise MLFOError(f'{s}: zero-frame video')
             else:
-                tmp = tmp.with_suffix(out.suffix)
-                with av.open(str(tmp), 'w') as o:
+                with av.open(str(tmp), 'w', format=None) as o:
                     ost = o.add_stream(codec, rate=rate)
                     ost.width, ost.height, ost.pix_fmt, ost.gop_size, ost.max_b_frames = W, H, 'yuv420p', 16, 0
                     if codec == 'mpeg4': ost.codec_context.qscale = True; ost.codec_context.global_quality = 3
@@ -54,9 +66,15 @@ def _encode_one(job: tuple) -> tuple[str, str]:
         return rel, ''
     except MLFOError as e: err = str(e)
     except (av.FFmpegError, OSError, ValueError) as e: err = f'{s}: {type(e).__name__}: {e}'
-    for t in out.parent.glob(f'.{out.name}.tmp*'):  # leave no partial output behind
-        shutil.rmtree(t) if t.is_dir() else t.unlink()
+    finally: _remove(tmp)   # leave no partial output behind, also when interrupted (Ctrl-C in one process)
     return rel, err
+
+def _ignore_interrupt():
+    "Loader processes leave Ctrl-C to the main process, which stops them at once."
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+class PrepareInterrupted(MLFOError):
+    "Ctrl-C during `prepare_dataset`: the finished outputs stay, the partial ones are removed."
 
 def prepare_dataset(src: str | Path, # data set folder with videos (and split files)
                     dst: str | Path, # output folder (same layout)
@@ -71,34 +89,47 @@ def prepare_dataset(src: str | Path, # data set folder with videos (and split fi
     src, dst = Path(src), Path(dst)
     if not src.is_dir(): raise MLFOError(f'{src}: source folder does not exist')
     if src.resolve() == dst.resolve(): raise MLFOError(f'{dst}: the output folder must differ from the source')
+    try:
+        dst.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=dst): pass
+    except OSError as e: raise io_error(dst, e, 'write the output folder') from None
     t0 = time.time()
+    leftovers = remove_partial(dst)   # an earlier run's interrupted outputs
     videos, copied = [], 0
     for p in sorted(src.rglob('*')):
         rel = p.relative_to(src)
         if any(part.startswith('.') for part in rel.parts) or not p.is_file(): continue
         if p.suffix.lower() in VIDEO_EXTS: videos.append(str(rel))
         elif p.suffix.lower() in ('.txt', '.csv'):  # split files and annotations travel along
-            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(p, dst / rel); copied += 1
+            try:
+                (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(p, dst / rel); copied += 1
+            except OSError as e: raise io_error(e.filename or dst / rel, e, 'copy') from None
+    if not videos: raise MLFOError(f'{src}: no video files ({", ".join(VIDEO_EXTS)}) to prepare')
     done = [v for v in videos if (dst / v).with_suffix('').is_dir()] if frames else [v for v in videos if (dst / v).exists()]
     todo = sorted(set(videos) - set(done))
     jobs = [(str(src), str(dst), v, short_side, frames, codec) for v in todo]
-    failed = {}
+    failed, finished = {}, 0
     bar = tqdm(total=len(jobs), desc=f'prepare {src.name}', disable=not progress)
-    if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            for rel, err in pool.map(_encode_one, jobs, chunksize=4):
-                if err: failed[rel] = err
-                bar.update()
-    else:
-        for job in jobs:
-            rel, err = _encode_one(job)
+    pool = multiprocessing.Pool(workers, initializer=_ignore_interrupt) if workers > 1 and len(jobs) > 1 else None
+    try:
+        for rel, err in (pool.imap_unordered(_encode_one, jobs) if pool else map(_encode_one, jobs)):
             if err: failed[rel] = err
+            finished += 1
             bar.update()
+    except KeyboardInterrupt:
+        if pool: pool.terminate(); pool.join()   # stop now: the outputs being written are partial
+        remove_partial(dst)
+        bar.close()
+        raise PrepareInterrupted(f'interrupted: {len(done) + finished - len(failed)} of {len(videos)} videos are in {dst}; '
+                                 'run the same command again to finish') from None
+    finally:
+        if pool: pool.close(); pool.join()
     bar.close()
     report = {'src': str(src), 'dst': str(dst), 'short_side': short_side, 'mode': 'frames' if frames else 'video',
               'inputs': len(videos), 'already_done': len(done), 'written': len(todo) - len(failed),
-              'failed': len(failed), 'failures': failed, 'split_files_copied': copied, 'seconds': round(time.time() - t0, 2)}
+              'failed': len(failed), 'failures': failed, 'split_files_copied': copied,
+              'partial_outputs_removed': len(leftovers), 'seconds': round(time.time() - t0, 2)}
     assert report['already_done'] + report['written'] + report['failed'] == report['inputs']
     atomic_write_json(dst / 'prepare-report.json', report)
     for rel, err in failed.items(): print(f'FAILED {rel}: {err}')
@@ -106,7 +137,7 @@ def prepare_dataset(src: str | Path, # data set folder with videos (and split fi
 
 # %% ../nbs/03e_prepare.ipynb #a2ded9d3
 def main_prepare(argv: list[str] | None = None) -> int:
-    "Entry point of `mlfo prepare`; returns the exit status (1 when an input failed)."
+    "Entry point of `mlfo prepare`; returns the exit status (1 when an input failed, 2 on bad input, 130 after Ctrl-C)."
     ap = argparse.ArgumentParser(prog='mlfo prepare', description='Re-encode a video data set at a small short side, or extract its frames.')
     ap.add_argument('src', help='data set folder (videos and split files)')
     ap.add_argument('dst', help='output folder, same layout')
@@ -116,6 +147,7 @@ def main_prepare(argv: list[str] | None = None) -> int:
     ap.add_argument('--codec', default='mpeg4', help='output encoder (default mpeg4)')
     a = ap.parse_args(argv)
     try: r = prepare_dataset(a.src, a.dst, a.short_side, a.frames, a.workers, a.codec)
+    except PrepareInterrupted as e: print(f'mlfo prepare: {e}', file=sys.stderr); return 130   # the shell's code for Ctrl-C
     except MLFOError as e: print(f'mlfo prepare: error: {e}', file=sys.stderr); return 2
     print(f"{r['inputs']} videos: {r['written']} written, {r['already_done']} already done, {r['failed']} failed "
           f"(report: {Path(a.dst) / 'prepare-report.json'})")

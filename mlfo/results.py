@@ -133,8 +133,8 @@ def run_config(preset: str = 'tiny', # PRESET: 'tiny' or a paper preset (mlfo.co
     return cfg, evals
 
 # %% ../nbs/15_results.ipynb #c04d693a
-BOOKKEEPING = ('name', 'preset', 'out_dir', 'device', 'data.num_workers')  # settings that do not change a run's numbers
-ADDED_LATER = {'loss.retrieval_steps': 'full', 'optim.cpu_amp': False,  # settings added after records existed: at this value (the old behaviour) they leave keys unchanged
+BOOKKEEPING = ('name', 'preset', 'out_dir', 'device', 'data.num_workers', 'optim.checkpoint_minutes')  # settings that do not change a run's numbers
+ADDED_LATER = {'loss.retrieval_steps': 'full', 'optim.cpu_amp': False, 'data.aug_seed': 'stream',  # settings added after records existed: at this value (the old behaviour) they leave keys unchanged
                **{k: OBJECTIVES['legacy'][k] for k in ADDED_WITH_OBJECTIVE if k != 'loss.objective'}, 'loss.objective': 'legacy'}
 
 def _canonical(cfg: MLFOConfig, with_eval: bool = True) -> dict:

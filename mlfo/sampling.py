@@ -104,7 +104,8 @@ def _filter_short(ds: VideoDataset, min_frames: int, policy: str) -> VideoDatase
     if not short: return ds
     msgs = [f'{r.path}: short video: {ds.infos[r.name].num_frames} frames < {min_frames}' for r in short]
     if policy == 'raise': raise ShortVideoError(f'{len(short)} videos shorter than {min_frames} frames: ' + '; '.join(msgs[:3]))
-    warnings.warn(f'{ds.name} {ds.subset}: dropping {len(short)} videos shorter than {min_frames} frames (short_video=skip)')
+    listed = ', '.join(f'{r.name} ({ds.infos[r.name].num_frames})' for r in short[:3]) + (', ...' if len(short) > 3 else '')
+    warnings.warn(f'{ds.name} {ds.subset}: dropping {len(short)} videos shorter than {min_frames} frames (short_video=skip): {listed}')
     names = {r.name for r in short}
     ds.records = [r for r in ds.records if r.name not in names]
     ds.problems = ds.problems + msgs

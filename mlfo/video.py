@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_video.ipynb #63c16c3e
 from __future__ import annotations
-import json, os, re, warnings
+import hashlib, json, os, re, warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, asdict
 from fractions import Fraction
@@ -16,12 +16,12 @@ from av.video.reformatter import VideoReformatter
 import numpy as np
 import torch
 
-from .core import MLFOError, atomic_write_json
+from .core import MLFOError, atomic_write_json, io_error
 
 # %% auto #0
 __all__ = ['VIDEO_EXTS', 'FRAME_PATTERN', 'INDEX_NAME', 'write_video', 'VideoInfo', 'probe_video', 'short_side_size',
            'torchcodec_status', 'decode_video', 'resize_frames', 'read_frames', 'count_frames', 'write_frames',
-           'build_index']
+           'index_cache_file', 'build_index']
 
 # %% ../nbs/03_video.ipynb #3cdd4a2e
 VIDEO_EXTS = ('.avi', '.mp4', '.mkv', '.webm', '.mov', '.mpg', '.mpeg')  # suffixes read as video files
@@ -66,6 +66,8 @@ def _rate(stream) -> float:
     r = stream.average_rate or stream.guessed_rate or stream.base_rate
     return float(r) if r else 25.0
 
+_IMAGE_FORMATS = ('image2', 'jpeg_pipe', 'png_pipe', 'bmp_pipe', 'webp_pipe', 'gif')  # demuxers of still images
+
 def probe_video(path: str | Path) -> VideoInfo:
     "Frame count (demuxed packets), fps and size of a video file, or `MLFOError` naming the problem."
     path = Path(path)
@@ -73,7 +75,11 @@ def probe_video(path: str | Path) -> VideoInfo:
     if path.stat().st_size == 0: raise MLFOError(f'{path}: empty file (0 bytes)')
     try:
         with av.open(str(path)) as c:
-            if not c.streams.video: raise MLFOError(f'{path}: no video stream')
+            if not c.streams.video:
+                kinds = sorted({s.type for s in c.streams})
+                raise MLFOError(f'{path}: no video stream' + (f' (only {", ".join(kinds)})' if kinds else ''))
+            if c.format.name in _IMAGE_FORMATS or c.format.name.endswith('_pipe'):
+                raise MLFOError(f'{path}: an image ({c.format.name}), not a video')
             s = c.streams.video[0]
             declared, fps, width, height = s.frames, _rate(s), s.codec_context.width, s.codec_context.height
             n = sum(1 for p in c.demux(s) if p.size > 0)
@@ -100,6 +106,7 @@ def _decode_pyav(path: Path, indices: Sequence[int], short_side: int, threads: i
     first, last = wanted[0], wanted[-1]
     slot = {i: k for k, i in enumerate(wanted)}  # frame index -> row of `out`
     with av.open(str(path)) as c:
+        if not c.streams.video: raise MLFOError(f'{path}: no video stream')
         s = c.streams.video[0]
         s.thread_type = 'AUTO' if threads != 1 else 'SLICE'
         s.codec_context.thread_count = threads
@@ -233,13 +240,39 @@ def write_frames(folder: str | Path, frames, quality: int = 90) -> Path:
 # %% ../nbs/03_video.ipynb #f8c2276e
 INDEX_NAME = '.mlfo-index.json'
 
+def index_cache_file(root: str | Path) -> Path:
+    "Where the index of a data set folder that cannot be written goes: `$MLFO_CACHE` (default ~/.cache/mlfo), one file per folder."
+    base = Path(os.environ.get('MLFO_CACHE') or Path(os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache') / 'mlfo')
+    resolved = Path(root).resolve()
+    return base / 'index' / f'{resolved.name}-{hashlib.sha256(str(resolved).encode()).hexdigest()[:16]}.json'
+
+def _read_index(path: Path) -> dict:
+    try: d = json.loads(path.read_text()) if path.exists() else {}
+    except (ValueError, OSError): d = {}  # a damaged or unreadable index is rebuilt
+    return d if isinstance(d, dict) else {}
+
+def _save_index(root: Path, entries: dict) -> Path:
+    "Write the index beside the data, or, when that folder cannot be written (read-only), into the cache."
+    try: return atomic_write_json(root / INDEX_NAME, entries)
+    except MLFOError as beside:
+        try: return atomic_write_json(index_cache_file(root), entries)
+        except MLFOError as cache: raise MLFOError(f'{beside}; and the index cache {cache}') from None
+
 def _stat_key(path: Path) -> tuple[int, int]:
     st = path.stat()
     return st.st_size, st.st_mtime_ns
 
+def _count_gapless(folder: Path) -> int:
+    "Frames of a frame folder, or `MLFOError` when its numbers are not 1..n (a missing JPEG in the middle)."
+    numbers = sorted(int(f.name[6:11]) for f in os.scandir(folder) if re.fullmatch(r'image_\d{5}\.jpg', f.name))
+    gaps = sorted(set(range(1, numbers[-1] + 1)) - set(numbers)) if numbers else []
+    if gaps: raise MLFOError(f'{folder}: frame folder with a gap: {", ".join(FRAME_PATTERN.format(i) for i in gaps[:3])}'
+                             f'{" ..." if len(gaps) > 3 else ""} missing ({len(numbers)} JPEGs up to {FRAME_PATTERN.format(numbers[-1])})')
+    return len(numbers)
+
 def _probe_entry(path: Path) -> dict:
     try:
-        if path.is_dir(): info = VideoInfo(num_frames=count_frames(path))
+        if path.is_dir(): info = VideoInfo(num_frames=_count_gapless(path))
         else: info = probe_video(path)
         if info.num_frames == 0: info.error = f'{path}: zero-frame video'
     except MLFOError as e: info = VideoInfo(error=str(e))
@@ -251,12 +284,10 @@ def build_index(root: str | Path, # data set folder; the index is stored here
                 progress: bool = True, # show a tqdm bar
                 save: bool = True, # write the index file
                ) -> dict[str, VideoInfo]:
-    "`{path: VideoInfo}` for `paths`, reusing `<root>/.mlfo-index.json` entries whose size and mtime match."
+    "`{path: VideoInfo}` for `paths`, reusing index entries (`<root>/.mlfo-index.json` or its cache) whose size and mtime match."
     from tqdm.auto import tqdm
     root = Path(root)
-    index_file = root / INDEX_NAME
-    try: cached = json.loads(index_file.read_text()) if index_file.exists() else {}
-    except (json.JSONDecodeError, OSError): cached = {}  # a damaged index is rebuilt
+    cached = {**_read_index(root / INDEX_NAME), **_read_index(index_cache_file(root))}
     paths = [Path(p) for p in paths]
     rel = {p: (str(p.relative_to(root)) if p.is_absolute() and p.is_relative_to(root) else str(p)) for p in paths}
     full = {p: (p if p.is_absolute() else root / p) for p in paths}
@@ -272,7 +303,7 @@ def build_index(root: str | Path, # data set folder; the index is stored here
             results = list(tqdm(pool.map(lambda p: _probe_entry(full[p]), todo), total=len(todo),
                                 desc=f'indexing {root.name}', disable=not progress, leave=False))
         for p, r in zip(todo, results): cached[rel[p]] = {**r, 'stat': stats[p]}
-        if save: atomic_write_json(index_file, cached)
+        if save: _save_index(root, cached)
     out = {}
     for p in paths:
         if stats[p] is None: out[str(p)] = VideoInfo(error=f'{full[p]}: missing video'); continue

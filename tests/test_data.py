@@ -70,7 +70,8 @@ def test_short_video_policies(tmp_path):
     ds = index_dataset(load_dataset('ucf101', root), progress=False)
     with pytest.raises(ShortVideoError, match='v_1.avi: short video: 20 frames < 32'):
         PretrainDataset(ds, resize=0, short_video='raise')
-    with pytest.warns(UserWarning, match='dropping 2 videos shorter than 32'):
+    with pytest.warns(UserWarning, match=r'dropping 2 videos shorter than 32 frames \(short_video=skip\): '
+                                          r'videos/Right/v_1.avi \(20\), videos/Right/v_3.avi \(10\)'):
         pre = PretrainDataset(index_dataset(load_dataset('ucf101', root), progress=False), resize=0, short_video='skip')
     assert len(pre) == 2 and sum('short video' in p for p in pre.reader.ds.problems) == 2
     loop = PretrainDataset(index_dataset(load_dataset('ucf101', root), progress=False), resize=0, short_video='loop')
@@ -123,3 +124,21 @@ def test_loader_with_workers(tmp_path):
     cfg = cfg.override('data.aug_device=cpu')
     batch = next(iter(build_pretrain_loader(cfg)))
     assert batch['long'].shape == (3, 3, 16, cfg.data.size, cfg.data.size) and batch['long'].dtype == torch.float32
+
+
+def test_audio_only_file_and_renamed_image_are_named(tmp_path):
+    "Not 'tuple index out of range' and not a 1-frame video: say what the file is."
+    import av
+    from PIL import Image
+    sound = tmp_path / 'sound.mp4'
+    with av.open(str(sound), 'w') as o:
+        st = o.add_stream('aac', rate=8000)
+        for i in range(4):
+            fr = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format='fltp', layout='mono')
+            fr.sample_rate, fr.pts = 8000, i * 1024
+            for pk in st.encode(fr): o.mux(pk)
+        for pk in st.encode(): o.mux(pk)
+    with pytest.raises(MLFOError, match='sound.mp4: no video stream \\(only audio\\)'): probe_video(sound)
+    with pytest.raises(MLFOError, match='sound.mp4: no video stream'): decode_video(sound, [0])
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / 'photo.avi', format='JPEG')
+    with pytest.raises(MLFOError, match=r'photo.avi: an image \(jpeg_pipe\), not a video'): probe_video(tmp_path / 'photo.avi')
