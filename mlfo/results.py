@@ -28,7 +28,8 @@ __all__ = ['SUITE_BUDGET', 'REFERENCE', 'SUPERVISED_REFERENCE', 'FIG3_K', 'FIG3_
            'output_name', 'table_header', 'make_table', 'loss_terms', 'make_loss_table', 'sweep_frame',
            'figure3_floors', 'figure3', 'load_mlfo', 'split_embeddings', 'neighbour_agreement', 'figure5_inputs',
            'make_figure3', 'describe_short', 'make_figure4', 'make_figure5', 'term_name', 'pretrain_curves',
-           'benchmark_records', 'budget_curve', 'acceptance', 'pretrain_commands', 'suite', 'render_artefact', 'main']
+           'benchmark_records', 'budget_curve', 'acceptance', 'pretrain_commands', 'suite', 'render_artefact',
+           'estimate_runs', 'estimate_text', 'main']
 
 # %% ../nbs/15_results.ipynb #f0602360
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class Budget:
     "Per-run budget of the embedded suite on benchmark v2 (see the text above for what it costs)."
     epochs: int = 100  # pretraining epochs of every ablation run (Tables 1-3, Figure 3): 4,200 steps, where v2 meets the bar
     seeds: tuple[int, ...] = (0, 1)  # seeds per cell: tables show mean and std over them
+    decisive_seeds: tuple[int, ...] = (0, 1, 2)  # seeds of the cells a claim is decided on: Table 2, Table 3's R3D-18 rows, Figure 3
     reference_epochs: int = 100  # the reference run (Figure 4, `make demo`): the benchmark's bar is met at this budget
     eval_data: tuple[str, ...] = ('synthetic', 'synthetic-hmdb')  # the UCF-101 and HMDB-51 stand-ins
     finetune: tuple[str, ...] = ('eval.finetune_epochs=60', 'eval.backbone_lr_scale=1.0', 'eval.dropout=0.5')  # Table 1's finetune runs (overrides)
@@ -433,6 +435,7 @@ def suite_runs(artefact: str, # a key of ARTEFACTS or 'reference'
     "The runs of one artefact of the embedded suite (or of the paper, with a paper preset)."
     tiny = preset == 'tiny'
     epochs = epochs or (budget.epochs if tiny else None)
+    decisive = tuple(seeds) if seeds else (budget.decisive_seeds if tiny else budget.seeds)  # Table 2, Table 3 R3D-18, Figure 3
     seeds = tuple(seeds) if seeds else budget.seeds
     eval_data = list(eval_data or (budget.eval_data if tiny else DEFAULT_EVAL['ucf101']))
     base = dict(preset=preset, epochs=epochs, eval_data=eval_data, constraint='combined',
@@ -448,16 +451,19 @@ def suite_runs(artefact: str, # a key of ARTEFACTS or 'reference'
         ft = dict(protocols=['finetune'], overrides=[*base.get('overrides', []), *budget.finetune]) if tiny else dict(protocols=full)
         return runs + [spec(f'{init} {BACKBONE_NAMES[bb]} finetune', backbone=bb, init=init, seed=s, **ft)  # the finetune column's runs
                        for bb in bbs for init in ('random', 'mlfo') for s in seeds]
-    if artefact == 'table2':  # with Table 1's random-init runs as the floor (not in the paper)
-        return ([spec('random R3D-18', backbone='r3d18', init='random', seed=s, protocols=full) for s in seeds]
-                + [spec(c, constraint=c, seed=s) for c in CONSTRAINTS for s in seeds])
+    if artefact == 'table2':  # with Table 1's random-init runs as the floor, and the paper's printed equations (neither in the paper)
+        paper_eq = [*base.get('overrides', []), 'loss.objective=paper']
+        return ([spec('random R3D-18', backbone='r3d18', init='random', seed=s, protocols=full) for s in decisive]
+                + [spec(c, constraint=c, seed=s) for c in CONSTRAINTS for s in decisive]
+                + [spec('combined_paper', constraint='combined', seed=s, overrides=paper_eq) for s in decisive])
     if artefact == 'table3':  # with each backbone's random init as its floor (Table 1's runs for R3D-18 and S3D; not in the paper)
         bbs = TABLE3_BACKBONES
-        return ([spec(f'random {BACKBONE_NAMES[bb]}', backbone=bb, init='random', seed=s, protocols=full) for bb in bbs for s in seeds]
-                + [spec(f'{t} {bb}', backbone=bb, temporal=t, seed=s) for bb in bbs for t in TEMPORALS for s in seeds])
+        ss = lambda bb: decisive if bb == 'r3d18' else seeds
+        return ([spec(f'random {BACKBONE_NAMES[bb]}', backbone=bb, init='random', seed=s, protocols=full) for bb in bbs for s in ss(bb)]
+                + [spec(f'{t} {bb}', backbone=bb, temporal=t, seed=s) for bb in bbs for t in TEMPORALS for s in ss(bb)])
     if artefact == 'figure3':
-        return ([spec(f'K={k}', K=k, seed=s) for k in FIG3_K for s in seeds]
-                + [spec(f'E={e:g}', E=e, seed=s) for e in FIG3_E for s in seeds])
+        return ([spec(f'K={k}', K=k, seed=s) for k in FIG3_K for s in decisive]
+                + [spec(f'E={e:g}', E=e, seed=s) for e in FIG3_E for s in decisive])
     if artefact in ('figure4', 'reference'):
         if not tiny: return [spec('reference', seed=seeds[0], protocols=full, require_checkpoint=True)]
         ref = [spec('reference', epochs=budget.reference_epochs, seed=0, protocols=full, export=REFERENCE)]
@@ -768,7 +774,9 @@ def table_rows(artefact: str, # table1 ... table4
     if artefact == 'table2':
         order = ('none', 'onehot', 'instance', 'semantic', 'combined_high', 'combined')  # the paper's row order
         return ([Row('random init (no pretraining; not in the paper)', 'random R3D-18', top1('linear'))]
-                + [Row(CONSTRAINT_NAMES[c], c, top1('linear'), pair(P[c]), 'R3D-18, K400, linear probe') for c in order]), ['UCF', 'HMDB']
+                + [Row(CONSTRAINT_NAMES[c], c, top1('linear'), pair(P[c]), 'R3D-18, K400, linear probe') for c in order]
+                + [Row("Combined (multi-level ✓), the paper's printed equations (loss.objective=paper; not in the paper)",
+                       'combined_paper', top1('linear'))]), ['UCF', 'HMDB']
     if artefact == 'table3':
         return [row for bb in TABLE3_BACKBONES for row in
                 [Row(f'random init {BACKBONE_NAMES[bb]} (not in the paper)', f'random {BACKBONE_NAMES[bb]}', top1('linear'))]
@@ -1237,12 +1245,43 @@ def render_artefact(name: str, # a key of ARTEFACTS
                         kernel_name=ensure_kernel(), cwd=str(Path.cwd()), progress_bar=False)
     return log
 
+def estimate_runs(specs: Sequence[RunSpec], # the suite's runs
+                  records: dict, # `read_records` output: their wall_s are the measurements
+                 ) -> dict: # key of each run to do -> (seconds or None, how alike: 4 = same init, backbone, epochs and protocols)
+    "The wall time of each run still to do, from the recorded runs most like it (same init, backbone, epochs, protocols; then less alike)."
+    def sig(init, cfg): return (init, cfg.model.backbone, cfg.optim.epochs, tuple(cfg.eval.protocols))
+    seen = {}
+    for rec in records.values():
+        if not rec.get('wall_s') or 'config' not in rec: continue
+        try: s = sig(rec.get('init', 'mlfo'), from_dict(rec['config']))
+        except Exception: continue  # a record of an older layout: no estimate from it
+        for depth in range(1, 5): seen.setdefault(s[:depth], []).append(rec['wall_s'])
+    out = {}
+    for key, spec, _ in _unique(specs):
+        if key in records: continue
+        s = sig(spec.params.get('init', 'mlfo'), spec.config()[0])
+        alike = next((d for d in (4, 3, 2, 1) if s[:d] in seen), 0)
+        walls = sorted(seen[s[:alike]]) if alike else []
+        out[key] = (walls[len(walls) // 2] if walls else None, alike)
+    return out
+
+def estimate_text(specs: Sequence[RunSpec], state: dict, records: dict, jobs: int = 1) -> str:
+    "One line: the runs to do and their estimated time, from the records."
+    est = estimate_runs(specs, records)
+    if not est: return 'nothing to do'
+    known = [s for s, _ in est.values() if s]
+    if not known: return f'{len(est)} runs to do; no recorded run to estimate their time from'
+    total = sum(known) * len(est) / len(known)
+    exact = sum(d == 4 for _, d in est.values())
+    return (f'{len(est)} runs to do: about {total / 3600:.1f} CPU-hours as recorded, {total / jobs / 3600:.1f} h of wall time at --jobs {jobs} where each job has the cores of a recorded run '
+            f'(median wall time of the recorded runs most alike; {exact} of {len(est)} matched on init, backbone, epochs and protocols)')
+
 def main(argv: list[str] | None = None) -> int:
     "`mlfo results`: the embedded suite (runs, then tables and figures); resumable."
     ap = argparse.ArgumentParser(prog='mlfo results', description=main.__doc__)
     ap.add_argument('--only', nargs='*', choices=list(ARTEFACTS) + ['reference'], help='artefacts (default: all)')
     ap.add_argument('--epochs', type=int, help=f'pretraining epochs per ablation run (default {SUITE_BUDGET.epochs})')
-    ap.add_argument('--seeds', type=int, nargs='*', help=f'seeds per cell (default {" ".join(map(str, SUITE_BUDGET.seeds))})')
+    ap.add_argument('--seeds', type=int, nargs='*', help=f'seeds per cell (default {" ".join(map(str, SUITE_BUDGET.seeds))}; {" ".join(map(str, SUITE_BUDGET.decisive_seeds))} for Table 2, the R3D-18 rows of Table 3 and Figure 3)')
     ap.add_argument('--hours', type=float, help='launch no new run after this many hours (resume later)')
     ap.add_argument('--max-runs', type=int, help='launch at most this many runs')
     ap.add_argument('--inline', action='store_true', help='run in this process instead of a papermill notebook per run')
@@ -1268,6 +1307,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in state['runs']: print(f"  {r['status']:7s} {r['label']} ({', '.join(r['artefacts'])})" + (f": {r['error']}" if r['error'] else ''))
     print(f"runs: {state['done']} done, {state['failed']} failed, {state['todo']} to do, of {state['total']}"
           + (f"; stopped: {state['stopped']}" if state['stopped'] else ''))
+    if a.dry_run: print(estimate_text(specs, state, read_records(a.out), a.jobs))
     if a.dry_run or a.no_render: return 0
     nb_params = {k: v for k, v in (('EPOCHS', a.epochs), ('SEEDS', a.seeds), ('OUT', a.out), ('PRESET', a.preset)) if v}
     for name in [n for n in ARTEFACTS if n in chosen and not (n == 'figure4' and a.preset != 'tiny')]:
