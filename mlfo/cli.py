@@ -117,6 +117,16 @@ def main(argv: list[str] | None = None) -> int:
     except MLFOError as e:
         print(error_message(cmd, e), file=sys.stderr)
         return 2
+    except PermissionError as e:   # a file or folder the command may not read or write: its path, not a traceback
+        print(f"mlfo {cmd}: error: permission denied: {e.filename or e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a full disk, a missing path, ...
+        if e.errno is None: raise
+        print(f"mlfo {cmd}: error: {e.strerror or e}{': ' + str(e.filename) if e.filename else ''}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f'mlfo {cmd}: interrupted', file=sys.stderr)
+        return 130   # the shell's status for Ctrl-C
 
 # %% ../nbs/13_cli.ipynb #301d3048
 #| eval: false
