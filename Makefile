@@ -12,7 +12,7 @@ JOBS ?= 2
 
 help:
 	@echo "make demo          run the main job (tiny preset, synthetic data) and print where its results are"
-	@echo "make test          install, check notebooks == package, run every notebook test and pytest"
+	@echo "make test          install, lint (ruff check), check notebooks == package, run every notebook test and pytest"
 	@echo "make test-slow     the same, with the slow checks too"
 	@echo "make lab           JupyterLab on nbs/ with the project kernel mlfo (.venv's Python)"
 	@echo "make kernel        also register the kernel mlfo for your user (a JupyterLab outside .venv)"
@@ -43,10 +43,12 @@ check-nbdev: $(STAMP)
 	$(BIN)/python tools/check_nbdev.py
 
 test: $(STAMP)
+	$(BIN)/ruff check
 	$(BIN)/python tools/check_nbdev.py
 	$(BIN)/python -m pytest -n $(JOBS) tests/
 
 test-slow: $(STAMP)
+	$(BIN)/ruff check
 	$(BIN)/python tools/check_nbdev.py
 	$(BIN)/python -m pytest -n $(JOBS) --slow tests/
 

@@ -256,7 +256,7 @@ class BatchAugment(nn.Module):
             if f['any_jitter']: y = adjust_colour(y, f['brightness'], f['contrast'], f['saturation'], f['hue'], f['order'], inplace=True)
         else:   # clips that share an order of the four operations are jittered together
             groups = {}
-            for i, (order, on) in enumerate(zip(f['order'], f['any_jitter'])):
+            for i, (order, on) in enumerate(zip(f['order'], f['any_jitter'], strict=True)):
                 if on: groups.setdefault(tuple(order), []).append(i)
             for order, rows in groups.items():
                 r = torch.tensor(rows, device=y.device)

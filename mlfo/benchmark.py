@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch import nn
 
-from .config import MLFOConfig, get_preset
+from .config import MLFOConfig
 from .core import atomic_write_json, device_info, git_commit, input_checks
 from .backbones import build_backbone
 from .model import MLFO

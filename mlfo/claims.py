@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from .core import MLFOError, atomic_write_text
+from .core import atomic_write_text
 from .results import (PAPER, SUITE_BUDGET, TABLE3_BACKBONES, BACKBONE_NAMES, TEMPORAL_NAMES, CONSTRAINT_NAMES, RunSpec,
                           artefact_table, metric, read_records, suite_runs, table_rows)
 

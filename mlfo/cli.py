@@ -11,7 +11,7 @@ import argparse, importlib, sys
 
 import yaml
 
-from .config import get_preset, load_config, PRESETS, ConfigError, _lists
+from .config import get_preset, load_config, PRESETS, _lists
 from .core import MLFOError
 
 # %% ../nbs/13_cli.ipynb #52968353

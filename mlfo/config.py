@@ -9,8 +9,8 @@ __all__ = ['LEVELS', 'OBJECTIVES', 'ADDED_WITH_OBJECTIVE', 'GROUPS', 'PRESETS', 
            'config_diff']
 
 # %% ../nbs/01_config.ipynb #d5ecb7ee
-import copy, json, math, tempfile
-from dataclasses import dataclass, field, fields, asdict, replace
+import copy, json, math
+from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 import typing
 from typing import Any

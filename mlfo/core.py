@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #4af5905b
 from __future__ import annotations
-import contextlib, hashlib, json, os, platform, random, subprocess, tempfile, time
+import contextlib, hashlib, json, os, platform, random, subprocess, tempfile
 from pathlib import Path
 from typing import Any
 

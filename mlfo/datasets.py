@@ -85,7 +85,7 @@ def _report(ds: VideoDataset, policy: str):
     if not ds.problems: return
     head = '; '.join(ds.problems[:3]) + (f'; ... ({len(ds.problems)} in all)' if len(ds.problems) > 3 else '')
     if policy == 'raise': raise MLFOError(f'{ds.name} {ds.subset}: {len(ds.problems)} unusable videos: {head}')
-    warnings.warn(f'{ds.name} {ds.subset}: skipping {len(ds.problems)} unusable videos: {head}')
+    warnings.warn(f'{ds.name} {ds.subset}: skipping {len(ds.problems)} unusable videos: {head}', stacklevel=1)
 
 def _lines(path: Path):
     "Non-empty lines of a text file with their 1-based numbers."
@@ -150,7 +150,7 @@ def read_hmdb51(root: str | Path, split: int = 1, subset: str = 'train', source:
     if not files: raise MLFOError(f'{lists}: missing split files *_test_split{split}.txt')
     classes = [f.name[: -len(f'_test_split{split}.txt')] for f in files]
     entries = []
-    for label, (cls, f) in enumerate(zip(classes, files)):
+    for label, (cls, f) in enumerate(zip(classes, files, strict=True)):
         for n, line in _lines(f):
             parts = line.split()
             if len(parts) != 2 or parts[1] not in ('0', '1', '2'):

@@ -6,7 +6,7 @@
 __all__ = ['summary_table', 'verdict', 'ceiling_note', 'reference_verdict', 'run_demo', 'main_demo', 'main_results']
 
 # %% ../nbs/14_demo.ipynb #3a52df4f
-import argparse, json, time
+import argparse, time
 from pathlib import Path
 
 from .config import get_preset

@@ -5,7 +5,7 @@
 # %% ../nbs/11_evaluate.ipynb #abb900b4
 from __future__ import annotations
 import copy, hashlib, json, math, os, time, warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -457,7 +457,7 @@ def _read_state(path: Path) -> dict | None:
     try: st = torch.load(path, map_location='cpu', weights_only=False)
     except Exception as e:   # cut short by a kill or a full disk
         warnings.warn(f'{path}: unreadable finetuning state ({(str(e).strip().splitlines() or [type(e).__name__])[0][:120]}); '
-                      'starting this finetune over')
+                      'starting this finetune over', stacklevel=1)
         return None
     if not isinstance(st, dict): raise MLFOError(f'{path}: not a finetuning state (holds a {type(st).__name__}); delete it to start over')
     return st

@@ -10,8 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import MLFOConfig, LEVELS, get_preset
-from .core import MLFOError
+from .config import MLFOConfig, LEVELS
 from .backbones import build_backbone
 from .distributed import all_gather, all_gather_grad, all_gather_local_grad, rank_slice, get_rank, get_world_size
 from .instance import instance_loss
@@ -51,7 +50,7 @@ class MLFO(nn.Module):
         ours = l.temporal == 'ours'
         self.aug_heads = nn.ModuleDict({r: TemporalAugHead(C[r], D, m.me_reduction, hid, m.me_gate) for r in ('low', 'mid')} if ours else {})
         self.ret_heads = nn.ModuleDict({r: RetrievalHead(C[r], D, hid) for r in LEVELS} if ours else {})
-        self.weight = dict(zip(LEVELS, l.level_weights))
+        self.weight = dict(zip(LEVELS, l.level_weights, strict=True))
         self.epoch = 0
 
     # --- hooks called by the training loop

@@ -8,10 +8,9 @@ import argparse, multiprocessing, os, shutil, signal, sys, tempfile, time
 from pathlib import Path
 
 import av
-import numpy as np
 
 from .core import MLFOError, atomic_write_json, io_error
-from .video import FRAME_PATTERN, VIDEO_EXTS, probe_video, short_side_size, write_frames
+from .video import FRAME_PATTERN, VIDEO_EXTS, probe_video, short_side_size
 
 # %% auto #0
 __all__ = ['remove_partial', 'PrepareInterrupted', 'prepare_dataset', 'main_prepare']

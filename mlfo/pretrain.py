@@ -10,16 +10,14 @@ __all__ = ['CHECKPOINT_KEYS', 'stage_of', 'lr_factor', 'ResumableBatchSampler', 
 
 # %% ../nbs/10_pretrain.ipynb #08d4a511
 import contextlib, json, math, os, random, re, signal, sys, time, warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from .config import ConfigError, MLFOConfig, config_diff, from_dict, get_preset
+from .config import ConfigError, MLFOConfig, config_diff, from_dict
 from .core import (MLFOError, atomic_torch_save, atomic_write_json, device_info, git_commit, input_checks, io_error, rng_state,
                        seed_everything, set_rng_state)
 from . import distributed as D
@@ -168,7 +166,7 @@ class MetricLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if resume_step is not None and self.path.exists():
             keep, bad = _json_lines(self.path)
-            if bad: warnings.warn(f'{self.path}: dropped {bad} unreadable line(s) (a write cut short)')
+            if bad: warnings.warn(f'{self.path}: dropped {bad} unreadable line(s) (a write cut short)', stacklevel=1)
             self.path.write_text(''.join(json.dumps(r) + '\n' for r in keep if r['step'] <= resume_step))
         elif resume_step is None and self.path.exists(): self.path.unlink()
         self.tb = None
@@ -260,8 +258,6 @@ def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
     return convert(model)
 
 # %% ../nbs/10_pretrain.ipynb #960f7a6d
-def _unwrap(model): return model.module if hasattr(model, 'module') else model
-
 def _default_data(cfg: MLFOConfig):
     "The pretraining dataset and batch augmentation of the data notebooks."
     from mlfo.sampling import pretrain_dataset
@@ -457,14 +453,14 @@ def pretrain(cfg: MLFOConfig, # the run's config (validated)
         if rank == 0:
             check_writable(run_dir)
             stale = ckpt.remove_stale()
-            if stale: warnings.warn(f'{ckpt.folder}: removed {len(stale)} temporary file(s) of an interrupted write: {", ".join(stale)}')
+            if stale: warnings.warn(f'{ckpt.folder}: removed {len(stale)} temporary file(s) of an interrupted write: {", ".join(stale)}', stacklevel=1)
         latest, state, skipped = ckpt.load_latest() if resume else (None, None, [])
         if rank == 0:
-            for why in skipped: warnings.warn(f'{ckpt.folder}: resuming from {latest.name}, skipped {why}')
+            for why in skipped: warnings.warn(f'{ckpt.folder}: resuming from {latest.name}, skipped {why}', stacklevel=1)
         if state is not None: _check_config(state['config'], cfg, allow_config_change, latest)
         return _train(cfg, device, rank, world, run_dir, ckpt, latest, state, model, data, max_epochs, progress)
 
-def _train(cfg, device, rank, world, run_dir, ckpt, latest, state, model, data, max_epochs, progress) -> dict:
+def _train(cfg, device, rank, world, run_dir, ckpt, latest, state, model, data, max_epochs, progress) -> dict:  # noqa: C901 (to be split: data, model and optimiser set-up; the epoch loop; the end of run)
     "Build the data, model, optimiser and schedule, resume from `state`, loop: `pretrain` inside the run folder's lock."
     # --- data
     dataset, augment = data if data is not None else _default_data(cfg)
@@ -552,13 +548,13 @@ def _train(cfg, device, rank, world, run_dir, ckpt, latest, state, model, data, 
             firsts = torch.where(firsts < 0, never, firsts)
             dist.all_reduce(firsts, op=dist.ReduceOp.MIN)             # the earliest step on any process
             firsts = torch.where(firsts == never, -1, firsts)
-        bad = {k: at for k, at in zip(names, firsts.tolist()) if at >= 0}
+        bad = {k: at for k, at in zip(names, firsts.tolist(), strict=True) if at >= 0}
         if bad:   # name a term rather than the total when both broke at the same step
             term, at = min(bad.items(), key=lambda kv: (kv[1], kv[0] == 'loss'))
             raise NonFiniteLoss(f'loss term {term!r} became non-finite at step {at} (epoch {epoch_now}); {last_good()}')
         now = time.perf_counter()
         rec = {'step': step, 'epoch': epoch_now, 'stage': stage_of(epoch_now, cfg), 'lr': opt.param_groups[0]['lr'],
-               **dict(zip(names, means.tolist())),
+               **dict(zip(names, means.tolist(), strict=True)),
                'samples_per_s': seen * world / (now - t_last), 'data_wait': wait / (now - t_last)}
         last = rec
         if log: log.write(rec)
@@ -671,10 +667,10 @@ def plot_metrics(run_dir: str | Path, # a run folder holding metrics.jsonl
     fig, axes = plt.subplots(1, 2 if accs else 1, figsize=(11 if accs else 6, 3.8), squeeze=False)
     panels = [(axes[0, 0], losses, 'loss (mean over the interval)')] + ([(axes[0, 1], accs, 'accuracy')] if accs else [])
     # every epoch ends with a record, so the last first-stage record is where the second stage starts
-    stage2 = next((r['step'] for r, nxt in zip(records, records[1:]) if r.get('stage') == 1 and nxt.get('stage') == 2), None)
+    stage2 = next((r['step'] for r, nxt in zip(records, records[1:], strict=False) if r.get('stage') == 1 and nxt.get('stage') == 2), None)
     for ax, keys, ylabel in panels:
         for i, k in enumerate(keys):
-            xs, ys = zip(*[(r['step'], r[k]) for r in records if k in r])
+            xs, ys = zip(*[(r['step'], r[k]) for r in records if k in r], strict=True)
             ax.plot(xs, ys, label=k, color='black' if k == 'loss' else plt.cm.tab20.colors[i % 20],
                     lw=2.2 if k == 'loss' else 1.2, marker='.' if len(xs) < 30 else None)
         if stage2 is not None:

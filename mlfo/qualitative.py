@@ -88,8 +88,8 @@ def neighbour_figure(z: Tensor, # (V, C) high-level instance features
     import matplotlib.pyplot as plt, textwrap
     ins, ins_sim = instance_neighbours(z, query, k)
     sem, sem_sim = semantic_neighbours(p, query, k, mode)
-    columns = [('query', query, None)] + [('instance', int(i), float(s)) for i, s in zip(ins, ins_sim)] \
-              + [('semantic', int(i), float(s)) for i, s in zip(sem, sem_sim)]
+    columns = [('query', query, None)] + [('instance', int(i), float(s)) for i, s in zip(ins, ins_sim, strict=True)] \
+              + [('semantic', int(i), float(s)) for i, s in zip(sem, sem_sim, strict=True)]
     fig, axes = plt.subplots(n_frames, len(columns), figsize=(1.4 * len(columns), 1.4 * n_frames), squeeze=False)
     for c, (kind, i, s) in enumerate(columns):
         frames = as_frames(get_clip(i))

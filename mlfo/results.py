@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse, copy, hashlib, json, math, os, sys, threading, time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 
@@ -126,7 +126,7 @@ def run_config(preset: str = 'tiny', # PRESET: 'tiny' or a paper preset (mlfo.co
     roots = [eval_root] * len(names) if eval_root is None or isinstance(eval_root, str) else list(eval_root)
     if len(roots) != len(names): raise ConfigError(f'parameter EVAL_ROOT: {len(roots)} folders for {len(names)} EVAL_DATA sets')
     evals = []
-    for name, root in zip(names, roots):
+    for name, root in zip(names, roots, strict=True):
         _allowed('EVAL_DATA', name, EVAL_SETS)
         root = root or (cfg.eval.root if name == cfg.eval.dataset and eval_data is None else DATASETS[name])
         _apply(cfg, 'EVAL_DATA', name, {'eval.dataset': name, 'eval.root': root})  # validates the pair
@@ -206,7 +206,7 @@ def ensure_data(name: str, # data set name
     if root.is_dir() and any(root.iterdir()):
         if synthetic and root == Path(DATASETS[name]):  # the default folder: the default generation (seed 0, the benchmark's settings)
             try: m = json.loads((root / 'manifest.json').read_text())
-            except (OSError, ValueError): raise MLFOError(f'{root}: not empty and holds no readable manifest.json; move it away to let the default {name} set be generated there')
+            except (OSError, ValueError) as e: raise MLFOError(f'{root}: not empty and holds no readable manifest.json; move it away to let the default {name} set be generated there') from e
             if diff := manifest_differences(m, 0, SynthSpec(kind=kind, **BENCHMARK_SETTINGS[kind]), 'default'):
                 raise MLFOError(f'{root}/manifest.json: not the default {name} set: ' + ', '.join(diff)
                                 + '; move the folder away (or `mlfo synth --force`) to regenerate the default there')
@@ -237,7 +237,6 @@ def export_checkpoint(src: str | Path, # a pretraining checkpoint (`mlfo.pretrai
                       half: bool = True, # store floating tensors as float16
                      ) -> Path:
     "Write the parts of a checkpoint that evaluation and the figures need (no optimiser, queue or temporal heads)."
-    import torch
     from mlfo.core import atomic_torch_save
     from mlfo.evaluate import read_checkpoint
     obj = read_checkpoint(src)
@@ -255,7 +254,7 @@ def check_export(path: str | Path, # an exported checkpoint (`REFERENCE`, `SUPER
     path = Path(path); side = path.with_suffix('.json')
     if not side.exists(): return None
     try: rec = json.loads(side.read_text())
-    except ValueError as e: raise MLFOError(f'{side}: not a readable run record ({e})')
+    except ValueError as e: raise MLFOError(f'{side}: not a readable run record ({e})') from None
     who = f"run {rec.get('label')} ({rec.get('key')}, {side})"
     want = (rec.get('export') or {}).get('fingerprint')  # records written since exports carry it
     if want and (got := file_fingerprint([path])) != want:
@@ -925,9 +924,9 @@ def figure3(specs: Sequence[RunSpec], records: dict, paths: dict,
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
     fig, axes = plt.subplots(1, 2, figsize=(9, 4.4))
-    colours = dict(zip(paths, sns.color_palette(n_colors=max(len(paths), 1))))
+    colours = dict(zip(paths, sns.color_palette(n_colors=max(len(paths), 1)), strict=False))
     data = []
-    for ax, param in zip(axes, ('K', 'E')):
+    for ax, param in zip(axes, ('K', 'E'), strict=True):
         df = sweep_frame(specs, records, param, paths)
         data.append(df.assign(param=param).rename(columns={param: 'value'}))
         have = df.dropna(subset=['top1'])
@@ -980,7 +979,7 @@ def split_embeddings(model, # from `load_mlfo`
     _, test = eval_datasets(cfg)
     clips_ds = EvalClips(test, cfg)
     n = len(clips_ds) if max_videos is None else min(max_videos, len(clips_ds))
-    clips, labels = zip(*[(clips_ds[i][0][clip_index], clips_ds[i][1]) for i in range(n)])
+    clips, labels = zip(*[(clips_ds[i][0][clip_index], clips_ds[i][1]) for i in range(n)], strict=True)
     clips = torch.stack(clips)  # (V, 3, T, S, S)
     z, p = [], []
     for x in clips.split(32):
@@ -1124,7 +1123,6 @@ def pretrain_curves(run_dir: str | Path, # a run folder holding metrics.jsonl
                     title: str | None = None, # default: what the run is, from its pretrain.json when there
                    ):
     "A run's loss terms and accuracies against the step (`plot_metrics`), titled in words, legends named by equation."
-    import matplotlib.pyplot as plt
     from mlfo.pretrain import plot_metrics
     fig = plot_metrics(run_dir)
     fig.set_size_inches(12, 7.6)

@@ -30,7 +30,7 @@ def pretrain_indices(n_frames: int, # frames in the video
                      short_video: str = 'skip', # fewer than `window` frames: 'skip'/'raise' (error) or 'loop'
                     ) -> np.ndarray: # (window,) frame indices
     "Frame indices of one pretraining window at a random rate and start (authors' sampler)."
-    if n_frames < 1: raise MLFOError(f'zero-frame video')
+    if n_frames < 1: raise MLFOError('zero-frame video')
     if n_frames < window:
         if short_video != 'loop': raise ShortVideoError(f'video of {n_frames} frames is shorter than the window ({window})')
         start = int(rng.integers(0, n_frames))
@@ -105,7 +105,7 @@ def _filter_short(ds: VideoDataset, min_frames: int, policy: str) -> VideoDatase
     msgs = [f'{r.path}: short video: {ds.infos[r.name].num_frames} frames < {min_frames}' for r in short]
     if policy == 'raise': raise ShortVideoError(f'{len(short)} videos shorter than {min_frames} frames: ' + '; '.join(msgs[:3]))
     listed = ', '.join(f'{r.name} ({ds.infos[r.name].num_frames})' for r in short[:3]) + (', ...' if len(short) > 3 else '')
-    warnings.warn(f'{ds.name} {ds.subset}: dropping {len(short)} videos shorter than {min_frames} frames (short_video=skip): {listed}')
+    warnings.warn(f'{ds.name} {ds.subset}: dropping {len(short)} videos shorter than {min_frames} frames (short_video=skip): {listed}', stacklevel=1)
     names = {r.name for r in short}
     ds.records = [r for r in ds.records if r.name not in names]
     ds.problems = ds.problems + msgs
@@ -123,7 +123,7 @@ class _SkipBad:
             try: return make(i), skipped, i
             except MLFOError as e:
                 if self.bad_video == 'raise': raise
-                warnings.warn(f'skipping video {i}: {e} (bad_video=skip)')
+                warnings.warn(f'skipping video {i}: {e} (bad_video=skip)', stacklevel=1)
                 self._bad.add(i); skipped += 1
         raise MLFOError(f'{self.max_skips + 1} videos in a row from index {index} could not be decoded; '
                         f'last: {self.reader.ds.records[(index + self.max_skips) % len(self)].path}')
@@ -181,7 +181,7 @@ class InMemoryPretrainDataset(Dataset):
             try: videos.append(reader(i, range(reader.num_frames(i)))); keep.append(ds.records[i])
             except MLFOError as e:
                 if bad_video == 'raise': raise
-                warnings.warn(f'skipping {e} (bad_video=skip)'); ds.problems.append(str(e))
+                warnings.warn(f'skipping {e} (bad_video=skip)', stacklevel=1); ds.problems.append(str(e))
         if not videos: raise MLFOError(f'{ds.name} {ds.subset}: no usable videos')
         if len({v.shape[1:] for v in videos}) > 1:
             raise MLFOError(f'{ds.name}: videos differ in size {sorted({tuple(v.shape[1:3]) for v in videos})}; set data.resize')

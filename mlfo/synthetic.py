@@ -4,7 +4,7 @@
 
 # %% ../nbs/03d_synthetic.ipynb #8d46c3ad
 from __future__ import annotations
-import argparse, hashlib, json, multiprocessing as mp, os, re, time
+import argparse, json, multiprocessing as mp, os, re, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 
@@ -208,7 +208,7 @@ def plan_video(seed: int, spec: SynthSpec, label: int, index: int) -> dict:
         t += length
         bounds.append(min(t, spec.frames))
     # the last shot is cut by the end of the video: its motion stops part-way
-    shots = [dict(start=a, stop=b, length=n, **_shot_draw(rng, spec)) for a, b, n in zip(bounds[:-1], bounds[1:], lengths)]
+    shots = [dict(start=a, stop=b, length=n, **_shot_draw(rng, spec)) for a, b, n in zip(bounds[:-1], bounds[1:], lengths, strict=True)]
     plan = dict(cls=spec.classes()[label], glyph=glyph, shots=shots, noise_seed=int(rng.integers(2**31)))
     if spec.glyph_per == 'shot':  # drawn after everything else: the 'video' plans keep every draw of generator 1.0
         for sh in shots: sh['glyph'] = int(rng.integers(len(_GLYPHS[spec.kind])))
@@ -356,7 +356,7 @@ def split_files(spec: SynthSpec, seed: int) -> dict[str, str]:
             names = [Path(p).name for p, l, i in videos if l == label]
             for k in (1, 2, 3):
                 files[f'{HMDB_SPLIT_DIR}/{c}_test_split{k}.txt'] = ''.join(
-                    f'{v} {code} \n' for v, code in zip(names, hmdb_codes(seed, label, n, k)))
+                    f'{v} {code} \n' for v, code in zip(names, hmdb_codes(seed, label, n, k), strict=True))
     return files
 
 # %% ../nbs/03d_synthetic.ipynb #8280a59d

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_video.ipynb #63c16c3e
 from __future__ import annotations
-import hashlib, json, os, re, warnings
+import hashlib, json, os, re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, asdict
 from fractions import Fraction
@@ -16,7 +16,7 @@ from av.video.reformatter import VideoReformatter
 import numpy as np
 import torch
 
-from .core import MLFOError, atomic_write_json, io_error
+from .core import MLFOError, atomic_write_json
 
 # %% auto #0
 __all__ = ['VIDEO_EXTS', 'FRAME_PATTERN', 'INDEX_NAME', 'write_video', 'VideoInfo', 'probe_video', 'short_side_size',
@@ -135,7 +135,7 @@ def _decode_pyav(path: Path, indices: Sequence[int], short_side: int, threads: i
                 if i >= last: break
             if not overshoot: break
     if not done.all():
-        missing = [i for i, d in zip(wanted, done) if not d]
+        missing = [i for i, d in zip(wanted, done, strict=True) if not d]
         raise MLFOError(f'{path}: truncated or short video: frames {missing[:3]}{"..." if len(missing) > 3 else ""} '
                         f'not decodable (decoded {int(done.sum())} of {len(wanted)} wanted)')
     rows = [slot[int(i)] for i in indices]
@@ -302,7 +302,7 @@ def build_index(root: str | Path, # data set folder; the index is stored here
         with ThreadPoolExecutor(max(1, workers)) as pool:
             results = list(tqdm(pool.map(lambda p: _probe_entry(full[p]), todo), total=len(todo),
                                 desc=f'indexing {root.name}', disable=not progress, leave=False))
-        for p, r in zip(todo, results): cached[rel[p]] = {**r, 'stat': stats[p]}
+        for p, r in zip(todo, results, strict=True): cached[rel[p]] = {**r, 'stat': stats[p]}
         if save: _save_index(root, cached)
     out = {}
     for p in paths:

@@ -23,7 +23,7 @@ def ucf(root: Path, lengths=(40, 40, 40, 40), train_lines=None):
     (root / 'ucfTrainTestlist').mkdir(parents=True, exist_ok=True)
     (root / 'ucfTrainTestlist' / 'classInd.txt').write_text('1 Left\n2 Right\n')
     rels = [f'{"Left" if i % 2 == 0 else "Right"}/v_{i}.avi' for i in range(len(lengths))]
-    for r, n in zip(rels, lengths):
+    for r, n in zip(rels, lengths, strict=True):
         if n: write_video(root / 'videos' / r, torch.full((n, 48, 64, 3), 7 * n % 256, dtype=torch.uint8))
     lines = train_lines if train_lines is not None else ''.join(f'{r} {1 + i % 2}\n' for i, r in enumerate(rels))
     (root / 'ucfTrainTestlist' / 'trainlist01.txt').write_text(lines)
@@ -53,7 +53,7 @@ def test_unreadable_truncated_zero_frame(tmp_path):
     data = (root / 'videos' / rels[1]).read_bytes()
     (root / 'videos' / rels[1]).write_bytes(data[: len(data) // 3])  # truncated
     (root / 'videos' / rels[2]).write_bytes(b'')  # zero bytes
-    for rel, what in zip(rels[:3], ('unreadable', 'truncated', 'empty file')):
+    for rel, what in zip(rels[:3], ('unreadable', 'truncated', 'empty file'), strict=True):
         with pytest.raises(MLFOError, match=what):
             probe_video(root / 'videos' / rel)
     ds = load_dataset('ucf101', root)

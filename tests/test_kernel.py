@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_kernel_mlfo_runs_this_python():
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
     try: spec = KernelSpecManager().get_kernel_spec('mlfo')
-    except NoSuchKernel: raise AssertionError('no kernel mlfo: `make venv` registers it (ipykernel install --sys-prefix --name mlfo)')
+    except NoSuchKernel: raise AssertionError('no kernel mlfo: `make venv` registers it (ipykernel install --sys-prefix --name mlfo)') from None
     assert Path(spec.argv[0]).resolve() == Path(sys.executable).resolve() or spec.argv[0] in ('python', 'python3'), spec.argv
     assert spec.display_name == 'Python 3 (mlfo)'
 

@@ -3,7 +3,6 @@ it stops at once in one line, leaves no partial output, and the same command the
 import os, signal, subprocess, sys, time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 

@@ -112,7 +112,7 @@ def test_two_processes_match_one(tmp_path, data, reference):
     # logged losses: rank 0 writes the means over both processes, as one process logs them
     one, two = read_metrics(reference)[:STEPS_PER_EPOCH], read_metrics(d)
     assert [r['step'] for r in two] == [1, 2, 3]
-    for r1, r2 in zip(one, two):
+    for r1, r2 in zip(one, two, strict=True):
         for k, v in r1.items():
             if k in ('samples_per_s', 'data_wait'): continue
             if k.endswith('_acc'): assert abs(v - r2[k]) <= 1 / 8 + 1e-6, (r1['step'], k)   # one anchor of 8 at most
@@ -331,7 +331,7 @@ def test_default_augmentation_is_the_same_at_any_world_size(tmp_path, data):
     assert get_preset('tiny').data.aug_seed == 'per_sample' and get_preset('tiny').data.aug_device == 'model'
     one, two = read_metrics(tmp_path / 'one'), read_metrics(tmp_path / 'two')
     assert [r['step'] for r in one] == [r['step'] for r in two] == [1, 2, 3]
-    for r1, r2 in zip(one, two):
+    for r1, r2 in zip(one, two, strict=True):
         for k, v in r1.items():
             if k in ('samples_per_s', 'data_wait'): continue
             assert r2[k] == pytest.approx(v, rel=1e-5, abs=1e-6), (r1['step'], k, v, r2[k])

@@ -1,6 +1,5 @@
 """The synthetic data set: determinism, official split-file formats, time-reversed pairs, HMDB codes."""
-import json, re, subprocess, sys
-from pathlib import Path
+import json, re
 
 import numpy as np
 import pytest

@@ -25,6 +25,6 @@ def test_aug_loss_two_processes():
     torch.testing.assert_close(torch.stack([r[0] for r in results]).mean(), whole.detach())
     torch.testing.assert_close(torch.stack([r[2] for r in results]).mean(), whole.detach())
     # all_gather_grad sums the gradient over processes; DDP then averages over the 2 processes
-    for k, leaf in zip((3, 4, 5), leaves):
+    for k, leaf in zip((3, 4, 5), leaves, strict=True):
         grad = torch.cat([r[k] for r in results]) / 2
         torch.testing.assert_close(grad, leaf.grad, rtol=1e-4, atol=1e-6)

@@ -61,7 +61,7 @@ def make_videos(root: Path, n: int, seed: int = 0, content: str = 'noise'):
             frames = np.empty((T, 240, 320, 3), np.uint8)
             for t in range(T):
                 f = base.copy()
-                for (x0, y0), col in zip(pos + t * vel, colour):
+                for (x0, y0), col in zip(pos + t * vel, colour, strict=True):
                     a = np.exp(-(((xx - x0 % 320) ** 2 + (yy - y0 % 240) ** 2) / (2 * 25.0 ** 2)))[..., None]
                     f = f * (1 - a) + col * a
                 frames[t] = np.clip(f + rng.normal(0, 3.5, f.shape), 0, 255).astype(np.uint8)

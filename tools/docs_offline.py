@@ -119,7 +119,6 @@ def _directives(src: str) -> tuple[dict, str]:
 
 def _output_markdown(o) -> str:
     "One cell output as pandoc markdown (raw HTML where it is HTML)."
-    import base64
     if o.output_type == 'stream': return '```text\n' + o.text.rstrip('\n') + '\n```'
     if o.output_type == 'error': return '```text\n' + f"{o.ename}: {o.evalue}" + '\n```'
     data = o.get('data', {})

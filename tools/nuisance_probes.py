@@ -50,7 +50,7 @@ def video_draws(root: str, records) -> dict:
         bg = [np.mean([S._lum(c) for c in s['bg_rgb']]) for s in plan['shots']]
         ob = [np.mean([S._lum(c) for c in s['obj_rgb']]) for s in plan['shots']]
         for k, v in (('glyph', plan['glyph']), ('primitive', prims.index(prim)), ('paired', prim in paired),
-                     ('reversed', int(rev)), ('bg_lum', np.mean(bg)), ('obj_brighter', np.mean([o > b for o, b in zip(ob, bg)])),
+                     ('reversed', int(rev)), ('bg_lum', np.mean(bg)), ('obj_brighter', np.mean([o > b for o, b in zip(ob, bg, strict=True)])),
                      ('distractor', np.mean([s['distractor'] for s in plan['shots']])),
                      ('size', np.mean([s['size'] for s in plan['shots']]))):
             out[k].append(v)
