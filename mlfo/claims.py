@@ -104,7 +104,7 @@ def decide_claims(records: dict, # `read_records` output
                      'paper_diff': c.paper, 'seeds': seeds, **d})
     return pd.DataFrame(rows)
 
-_NAMES = {'table1': 'Table 1', 'table2': 'Table 2', 'table3': 'Table 3', 'figure3': 'Figure 3'}
+_NAMES = {'table1': 'Table 1', 'table2': 'Table 2', 'table3': 'Table 3', 'table4': 'Table 4', 'figure3': 'Figure 3'}
 
 def claims_markdown(df) -> str:
     "The verdict table: one line per claim."
@@ -135,7 +135,7 @@ def parity_markdown(records: dict, # `read_records` output
             keys = list(dict.fromkeys(s.key() for s in specs if s.row == row.runs)) if row.runs else []
             links = ', '.join(f"[{i}]({link}/{Path(records[k]['path']).name})" for i, k in enumerate(keys, 1) if k in records) or '-'
             paper = '-' if r['paper'] is None or (isinstance(r['paper'], float) and math.isnan(r['paper'])) else f"{r['paper']:.1f}"
-            lines.append(f"| {_NAMES.get(art, art.title().replace('table', 'Table '))} | {r['row']} | {r['column']} | {paper} | {r['ours']} | {links} |")
+            lines.append(f"| {_NAMES[art]} | {r['row']} | {r['column']} | {paper} | {r['ours']} | {links} |")
     return '\n'.join(lines)
 
 def make_claims(out: str | Path = 'results/runs', # record folder

@@ -1263,7 +1263,7 @@ def estimate_runs(specs: Sequence[RunSpec], # the suite's runs
         out[key] = (walls[len(walls) // 2] if walls else None, alike)
     return out
 
-def estimate_text(specs: Sequence[RunSpec], state: dict, records: dict, jobs: int = 1) -> str:
+def estimate_text(specs: Sequence[RunSpec], records: dict, jobs: int = 1) -> str:
     "One line: the runs to do and their estimated time, from the records."
     est = estimate_runs(specs, records)
     if not est: return 'nothing to do'
@@ -1305,7 +1305,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in state['runs']: print(f"  {r['status']:7s} {r['label']} ({', '.join(r['artefacts'])})" + (f": {r['error']}" if r['error'] else ''))
     print(f"runs: {state['done']} done, {state['failed']} failed, {state['todo']} to do, of {state['total']}"
           + (f"; stopped: {state['stopped']}" if state['stopped'] else ''))
-    if a.dry_run: print(estimate_text(specs, state, read_records(a.out), a.jobs))
+    if a.dry_run: print(estimate_text(specs, read_records(a.out), a.jobs))
     if a.dry_run or a.no_render: return 0
     nb_params = {k: v for k, v in (('EPOCHS', a.epochs), ('SEEDS', a.seeds), ('OUT', a.out), ('PRESET', a.preset)) if v}
     for name in [n for n in ARTEFACTS if n in chosen and not (n == 'figure4' and a.preset != 'tiny')]:
