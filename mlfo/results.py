@@ -183,7 +183,8 @@ def run_label(cfg: MLFOConfig, init: str = 'mlfo') -> str:
     ft = f'-finetune{cfg.eval.finetune_epochs}ep' if tuple(cfg.eval.protocols) == ('finetune',) else ''  # a finetune-only run (Table 1)
     if init != 'mlfo': return f'{scale}-{cfg.model.backbone}-{init}-seed{cfg.seed}{ft}'
     l = cfg.loss
-    return (f'{scale}-{cfg.data.dataset}-{cfg.model.backbone}-{constraint_name(cfg)}-tm_{l.temporal}'
+    objective = '' if l.objective == 'authors' else f'-{l.objective}'  # the default objective goes unnamed
+    return (f'{scale}-{cfg.data.dataset}-{cfg.model.backbone}-{constraint_name(cfg)}{objective}-tm_{l.temporal}'
             f'-K{l.K}-E{l.E:g}-{cfg.optim.epochs}ep-seed{cfg.seed}{ft}')
 
 # %% ../nbs/15_results.ipynb #1cde77c8
@@ -1282,6 +1283,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--seeds', type=int, nargs='*', help=f'seeds per cell (default {" ".join(map(str, SUITE_BUDGET.seeds))}; {" ".join(map(str, SUITE_BUDGET.decisive_seeds))} for Table 2, the R3D-18 rows of Table 3 and Figure 3)')
     ap.add_argument('--hours', type=float, help='launch no new run after this many hours (resume later)')
     ap.add_argument('--max-runs', type=int, help='launch at most this many runs')
+    ap.add_argument('--rows', nargs='*', help="only these rows of the artefacts (e.g. combined combined_paper; --dry-run lists them)")
     ap.add_argument('--inline', action='store_true', help='run in this process instead of a papermill notebook per run')
     ap.add_argument('--jobs', type=int, default=1, help='runs at once, one process each (runs sharing a pretraining never overlap)')
     ap.add_argument('--dry-run', action='store_true', help='list the runs, done and to do, and stop')
@@ -1296,6 +1298,10 @@ def main(argv: list[str] | None = None) -> int:
     chosen = a.only or list(SUITE_ORDER)
     if 'figure4' in chosen and 'reference' not in chosen and a.preset == 'tiny': chosen.append('reference')
     specs = suite(chosen, epochs=a.epochs, seeds=a.seeds, preset=a.preset)
+    if a.rows:
+        if unknown := sorted(set(a.rows) - {s.row for s in specs}):
+            raise MLFOError(f"--rows: no row {', '.join(map(repr, unknown))} in {', '.join(chosen)}; rows: {', '.join(sorted({s.row for s in specs}))}")
+        specs = [s for s in specs if s.row in a.rows]
     if a.print_commands:
         print('\n'.join(pretrain_commands(specs, a.gpus)))
         return 0
