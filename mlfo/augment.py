@@ -14,8 +14,8 @@ from torch import Tensor, nn
 
 # %% auto #0
 __all__ = ['MEAN', 'STD', 'LUMA', 'crop_boxes', 'boxes_from_draws', 'crop_resize_flip', 'crop_resize_flip_uint8', 'grey',
-           'shift_hue', 'adjust_colour', 'sample_uniforms', 'BatchAugment', 'ClipAugment', 'normalize_clips',
-           'augment_batch']
+           'shift_hue', 'adjust_colour', 'view_seeds', 'sample_uniforms', 'BatchAugment', 'ClipAugment',
+           'normalize_clips', 'augment_batch']
 
 # %% ../nbs/03c_augment.ipynb #bd253b4d
 MEAN = (0.485, 0.456, 0.406)  # ImageNet RGB mean
@@ -139,6 +139,10 @@ def adjust_colour(x: Tensor, # (B, T, 3, H, W) float in [0, 1]
     return x
 
 # %% ../nbs/03c_augment.ipynb #4193285c
+def view_seeds(seeds, view: int) -> list[int]:
+    "The augmentation seed of each clip of view `view` (0: A, 1: B, 2: long) from its sample's seed."
+    return [(int(s) * 3 + view) % 2**63 for s in seeds]
+
 def sample_uniforms(seeds, # B integers (any size: taken modulo 2**64)
                     n: int,  # uniforms per seed
                    ) -> Tensor: # (B, n) float64 in [0, 1)

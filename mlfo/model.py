@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .augment import view_seeds
 from .config import MLFOConfig, LEVELS
 from .backbones import build_backbone
 from .distributed import all_gather, all_gather_grad, all_gather_local_grad, rank_slice, get_rank, get_world_size
@@ -77,18 +78,22 @@ class MLFO(nn.Module):
         return RETRIEVAL_STEPS[level] if self.cfg.model.heads == 'per_step' else None
 
     def excite(self, feats: dict, # level -> (3B, C, T, H, W): clips A, B, long
-               B: int) -> dict:    # level -> (1 + A, clips, B, C, T, H, W): ME of the plain maps, then of each augmentation
+               B: int,
+               seeds=None, # (B,) the samples' seeds (data.aug_seed='per_sample'): shuffles from them, else from the global stream
+              ) -> dict:    # level -> (1 + A, clips, B, C, T, H, W): ME of the plain maps, then of each augmentation
         "Motion excitation of the low and mid maps and of their temporal augmentations (Eq. 11-12), in the batches `model.bn` says."
         augs = [TEMPORAL_AUGS[name] for name in self.cfg.loss.temporal_augs]
+        clip_seeds = [None] * 3 if seeds is None else [view_seeds(seeds, v) for v in range(3)]  # clips A, B, long
         out = {}
         for r, head in self.aug_heads.items():
             if self.cfg.model.bn == 'joint':   # one call: A, B, long and every augmentation of them share the batch statistics
-                f = feats[r]
-                out[r] = head.me(torch.cat([f, *(aug(f) for aug in augs)])).unflatten(0, (1 + len(augs), 3, B))
-            else:                              # clip A with its augmentations, then clip B with its own
-                f = feats[r][:2 * B].unflatten(0, (2, B))
-                out[r] = torch.stack([head.me(torch.cat([x, *(aug(x) for aug in augs)])).unflatten(0, (1 + len(augs), B))
-                                      for x in f], 1)
+                f, s = feats[r], (None if seeds is None else sum(clip_seeds, []))
+                out[r] = head.me(torch.cat([f, *(aug(f, seeds=s) for aug in augs)])).unflatten(0, (1 + len(augs), 3, B))
+            else:                              # each clip with its own augmentations (the long clip too when the heads read it)
+                clips = 3 if self.cfg.model.me_feeds == 'all' else 2
+                f = feats[r][:clips * B].unflatten(0, (clips, B))
+                out[r] = torch.stack([head.me(torch.cat([x, *(aug(x, seeds=clip_seeds[v]) for aug in augs)])).unflatten(0, (1 + len(augs), B))
+                                      for v, x in enumerate(f)], 1)
         return out
 
     def forward(self, views: dict, # 'a', 'b', 'long': (B, 3, T, H, W) float clips
@@ -99,8 +104,9 @@ class MLFO(nn.Module):
         B = a.shape[0]
         own = get_rank() * B          # where the gather puts this process's rows: no lookup on the device
         gather = all_gather_grad if l.gather_grad == 'all' else all_gather_local_grad   # (looked up per call: tests swap them)
+        seeds = views.get('seeds')    # (B,) the samples' seeds, or None: temporal shuffles from the global stream
         feats = self.backbone(self.batch_clips(a, b, long))                # level -> (3B, C, T, H, W)
-        excited = self.excite(feats, B)                                    # level -> (1 + A, clips, B, C, T, H, W)
+        excited = self.excite(feats, B, seeds)                             # level -> (1 + A, clips, B, C, T, H, W)
         # the maps the graph and retrieval heads read: ME output of the plain clips where `me_feeds` says (authors)
         seen = {r: excited[r][0].flatten(0, 1) if r in excited and m.me_feeds == 'all' else f for r, f in feats.items()}
         terms, total = {}, 0.
@@ -112,7 +118,7 @@ class MLFO(nn.Module):
         # high level: instance discrimination (Eq. 2-3), conventional temporal negatives when asked (Table 3)
         z1, z2 = self.ins_head(feats['high'][:2 * B], self.steps('high')).split(B)  # (B, D) each; no batch norm: one call
         if l.temporal == 'conventional':
-            neg = conventional_negatives(a, l.temporal_augs)                # (B, A, 3, T, H, W)
+            neg = conventional_negatives(a, l.temporal_augs, seeds=None if seeds is None else view_seeds(seeds, 0))  # (B, A, 3, T, H, W)
             A = neg.shape[1]
             zn = self.ins_head(self.backbone(neg.flatten(0, 1))['high'], self.steps('high')).view(B, A, -1)  # (B, A, D)
             add('ins', instance_loss_with_extra_negatives(z1, z2, zn, l.tau, gather, offset=own), 1.0)

@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['CHECKPOINT_KEYS', 'stage_of', 'lr_factor', 'ResumableBatchSampler', 'rng_fork', 'SeededItems', 'checkpoint_problem',
            'Checkpointer', 'MetricLog', 'read_metrics', 'check_device', 'setup_distributed', 'GlobalBatchNorm',
-           'sync_batchnorm', 'view_seeds', 'bf16_conv_check', 'precision', 'NonFiniteLoss', 'RunFolderLock',
-           'check_writable', 'pretrain', 'ToyVideos', 'ToyModel', 'toy_augment', 'plot_metrics', 'main']
+           'sync_batchnorm', 'bf16_conv_check', 'precision', 'NonFiniteLoss', 'RunFolderLock', 'check_writable',
+           'pretrain', 'ToyVideos', 'ToyModel', 'toy_augment', 'plot_metrics', 'main']
 
 # %% ../nbs/10_pretrain.ipynb #08d4a511
 import contextlib, json, math, os, random, re, signal, sys, time, warnings
@@ -21,6 +21,7 @@ from .config import ConfigError, MLFOConfig, config_diff, from_dict
 from .core import (MLFOError, atomic_torch_save, atomic_write_json, device_info, git_commit, input_checks, io_error, rng_state,
                        seed_everything, set_rng_state)
 from . import distributed as D
+from .augment import view_seeds
 
 # %% ../nbs/10_pretrain.ipynb #86d192de
 def stage_of(epoch: int, cfg: MLFOConfig) -> int:
@@ -289,10 +290,6 @@ def _collate(items):
     if not items: return None
     return torch.utils.data.default_collate(items)
 
-def view_seeds(seeds, view: int) -> list[int]:
-    "The augmentation seed of each clip of view `view` (0: A, 1: B, 2: long) from its sample's seed."
-    return [(int(s) * 3 + view) % 2**63 for s in seeds]
-
 def _to_views(batch: dict, device, augment, channels_last: bool, per_sample: bool = False) -> dict:
     "Move a batch to `device` and (when `augment` is given) augment it there: uint8 (B,T,H,W,3) -> float (B,3,T,S,S)."
     out = {}
@@ -303,6 +300,7 @@ def _to_views(batch: dict, device, augment, channels_last: bool, per_sample: boo
         if channels_last: x = x.contiguous(memory_format=torch.channels_last_3d)
         out[k] = x
     out['index'] = batch.get('index')
+    out['seeds'] = seeds   # the samples' seeds (or None): the model draws its temporal shuffles from them
     return out
 
 # %% ../nbs/10_pretrain.ipynb #ed0c02de

@@ -11,6 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
+from .augment import sample_uniforms
 from .core import MLFOError, checks_enabled
 from .distributed import all_gather_grad
 from .instance import local_offset
@@ -78,8 +79,11 @@ class MotionExcitation(nn.Module):
         return x + x * self.attention(x)
 
 # %% ../nbs/08_temporal.ipynb #b805b190
+_SHUFFLE_SALT = 0x5DEECE66D   # a sample's shuffle draws: its seed XOR this, apart from its crop and colour draws
+
 def temporal_reverse(f: Tensor, # (B, C, T, H, W)
                      generator: torch.Generator | None = None, # unused; keeps one signature for every augmentation
+                     seeds: Sequence[int] | None = None, # unused, as `generator`
                     ) -> Tensor:  # (B, C, T, H, W)
     "Reverse the time axis (Aug_k of Eq. 12)."
     _check_map(f, 'f')
@@ -89,12 +93,18 @@ def shuffle_permutations(batch: int, # B
                          steps: int, # T, at least 2
                          generator: torch.Generator | None = None, # source of randomness
                          device: torch.device | str | None = None, # where to return them (drawn there without a generator); None: CPU
+                         seeds: Sequence[int] | None = None, # one seed per sample instead of a stream: the same permutation in any batch
                         ) -> Tensor: # (B, T) int64, no row is the identity
     "One random non-identity permutation of `steps` per sample."
     if steps < 2: raise MLFOError(f'shuffle: got T={steps}; a non-identity permutation needs T >= 2')
     device = torch.device(device or 'cpu')
-    drawn_on = generator.device if generator is not None else device
-    perm = torch.rand(batch, steps, generator=generator, device=drawn_on).argsort(1)  # (B, T)
+    if seeds is not None:   # each sample's own draws (its seed, salted apart from the clip augmentation's draws)
+        if len(seeds) != batch: raise MLFOError(f'shuffle: got {len(seeds)} seeds for {batch} samples')
+        drawn_on, u = torch.device('cpu'), sample_uniforms([int(s) ^ _SHUFFLE_SALT for s in seeds], steps)
+    else:
+        drawn_on = generator.device if generator is not None else device
+        u = torch.rand(batch, steps, generator=generator, device=drawn_on)
+    perm = u.argsort(1)                                                                # (B, T)
     order = torch.arange(steps, device=drawn_on)                                      # (T,) the identity
     identity = (perm == order).all(1, keepdim=True)                                   # (B, 1)
     perm = torch.where(identity, order.roll(1), perm)  # a drawn identity becomes a cyclic shift, on the device
@@ -102,11 +112,12 @@ def shuffle_permutations(batch: int, # B
 
 def temporal_shuffle(f: Tensor, # (B, C, T, H, W)
                      generator: torch.Generator | None = None, # source of randomness
+                     seeds: Sequence[int] | None = None, # one seed per sample instead (`shuffle_permutations`)
                     ) -> Tensor: # (B, C, T, H, W)
     "Permute the time axis of each sample by a non-identity permutation (Aug_k of Eq. 12)."
     _check_map(f, 'f')
     B, C, T, H, W = f.shape
-    perm = shuffle_permutations(B, T, generator, f.device)           # (B, T), drawn on f's device without a generator
+    perm = shuffle_permutations(B, T, generator, f.device, seeds)    # (B, T), drawn on f's device without a generator or seeds
     index = perm.view(B, 1, T, 1, 1).expand(B, C, T, H, W)           # (B, C, T, H, W) time index per sample
     return f.gather(2, index)
 
@@ -120,11 +131,12 @@ def _check_augs(augs) -> None:
 def temporal_augment(f: Tensor, # (B, C, T, H, W) feature map or clip
                      augs: Sequence[str] = ('reverse',), # names from `TEMPORAL_AUGS` (`cfg.loss.temporal_augs`)
                      generator: torch.Generator | None = None, # for 'shuffle'
+                     seeds: Sequence[int] | None = None, # for 'shuffle': one seed per sample instead of `generator`
                     ) -> Tensor: # (B, A, C, T, H, W) the A augmented copies of each sample
     "Stack the A temporal augmentations Aug_1..Aug_A of `f` (Eq. 12)."
     _check_map(f, 'f')
     _check_augs(augs)
-    return torch.stack([TEMPORAL_AUGS[a](f, generator) for a in augs], 1)  # (B, A, C, T, H, W)
+    return torch.stack([TEMPORAL_AUGS[a](f, generator, seeds) for a in augs], 1)  # (B, A, C, T, H, W)
 
 # %% ../nbs/08_temporal.ipynb #c805f0d2
 def step_features(f: Tensor, # (N, C, T, H, W)
@@ -318,10 +330,11 @@ class RetrievalHead(nn.Module):
 def conventional_negatives(clip: Tensor, # (B, 3, T, H, W) input clips
                            augs: Sequence[str] = ('reverse',), # `cfg.loss.temporal_augs`
                            generator: torch.Generator | None = None, # for 'shuffle'
+                           seeds: Sequence[int] | None = None, # for 'shuffle': one seed per clip instead of `generator`
                           ) -> Tensor: # (B, A, 3, T, H, W) temporally augmented copies of each clip
     "Input-level temporal augmentations used as extra negatives (conventional baseline, Table 3)."
     _check_map(clip, 'clip')
-    return temporal_augment(clip, augs, generator)
+    return temporal_augment(clip, augs, generator, seeds)
 
 def instance_loss_with_extra_negatives(
         z1: Tensor,    # (B, D) projected clip A of each video
