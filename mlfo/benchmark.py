@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from .config import MLFOConfig
-from .core import atomic_write_json, device_info, git_commit, input_checks
+from .core import atomic_write_json, device_info, git_commit, input_checks, resolve_device
 from .backbones import build_backbone
 from .model import MLFO
 from .pretrain import precision
@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     from mlfo.cli import config_from_args
     cfg, rest = config_from_args(argv or [], 'mlfo bench')
     ap = argparse.ArgumentParser(prog='mlfo bench')
-    ap.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    ap.add_argument('--device', help='default: the config\'s device (auto: a GPU if there is one)')
     ap.add_argument('--batch', type=int, default=None, help='samples per step (default: optim.batch_size)')
     ap.add_argument('--steps', type=int, default=20)
     ap.add_argument('--warmup', type=int, default=5)
@@ -300,11 +300,11 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(rest)
     batch = a.batch or cfg.optim.batch_size
     d = cfg.data
-    res = step_benchmark(cfg, batch, d.clip_len, d.size, a.device, steps=a.steps, warmup=a.warmup, compile=a.compile)
+    dev = resolve_device(a.device or cfg.device)
+    res = step_benchmark(cfg, batch, d.clip_len, d.size, dev, steps=a.steps, warmup=a.warmup, compile=a.compile)
     prof = communication_profile(cfg, min(batch, 4), d.clip_len, min(d.size, 32), world=2)
     res['communication'] = prof
     res['scaling'] = scaling_table(res['variants']['mlfo']['s_per_step'], batch, prof)
-    dev = torch.device(a.device)
     tag = 'cpu' if dev.type == 'cpu' else torch.cuda.get_device_name(dev).replace(' ', '-')
     rec = {'kind': 'step-benchmark', 'command': 'mlfo bench ' + ' '.join(argv or []), 'date': time.strftime('%Y-%m-%d'),
            'commit': git_commit(), 'device': device_info(dev), 'config': cfg.to_dict(), **res}

@@ -13,8 +13,8 @@ import torch
 
 # %% auto #0
 __all__ = ['fsync_dir', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_torch_save', 'seed_everything',
-           'rng_state', 'set_rng_state', 'git_commit', 'device_info', 'file_fingerprint', 'MLFOError', 'io_error',
-           'checks_enabled', 'input_checks']
+           'rng_state', 'set_rng_state', 'git_commit', 'check_device', 'resolve_device', 'device_info',
+           'file_fingerprint', 'MLFOError', 'io_error', 'checks_enabled', 'input_checks']
 
 # %% ../nbs/00_core.ipynb #654a585c
 def _umask() -> int:
@@ -103,6 +103,21 @@ def git_commit(repo: str | Path | None = None) -> str:
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return sha.stdout.strip() + ('-dirty' if dirty else '')
     except (OSError, subprocess.SubprocessError): return 'unknown'
+
+def check_device(device: torch.device) -> torch.device:
+    "`device`, or `MLFOError` in one line when it names a GPU this machine does not have."
+    if device.type == 'cuda':
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0: raise MLFOError(f"device={str(device)!r}: no CUDA GPU is visible here; use device=cpu (or device=auto)")
+        if (device.index or 0) >= n: raise MLFOError(f'device={str(device)!r}: only {n} CUDA GPU(s) are visible (cuda:0-{n - 1})')
+    return device
+
+def resolve_device(want: str, # cfg.device: 'auto', 'cpu', 'cuda' or 'cuda:N'
+                   local: int = 0, # this process's GPU for a plain 'cuda' (torchrun's LOCAL_RANK)
+                  ) -> torch.device:
+    "The device `want` names ('auto': a GPU if there is one), checked by `check_device`."
+    if want == 'auto': want = 'cuda' if torch.cuda.is_available() else 'cpu'
+    return check_device(torch.device(f'cuda:{local}' if want == 'cuda' else want))
 
 def device_info(device: str | torch.device | None = None) -> dict:
     "Where a run ran: device name, CPU count, host, and library versions."

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn, Tensor
 
 from .core import (MLFOError, atomic_torch_save, atomic_write_json, device_info, file_fingerprint,
-                       seed_everything)
+                       resolve_device, seed_everything)
 from .config import MLFOConfig
 
 # %% auto #0
@@ -626,9 +626,7 @@ def eval_features(backbone: nn.Module, # frozen
              for s, ds in (('train', train), ('test', test))}
     return train, test, feats
 
-def _resolve_device(cfg: MLFOConfig) -> torch.device:
-    if cfg.device == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    return torch.device(cfg.device)
+def _resolve_device(cfg: MLFOConfig) -> torch.device: return resolve_device(cfg.device)
 
 def _run_dir(cfg: MLFOConfig, out_dir) -> Path:
     return Path(out_dir) if out_dir is not None else Path(cfg.out_dir) / cfg.name

@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['CHECKPOINT_KEYS', 'stage_of', 'lr_factor', 'ResumableBatchSampler', 'rng_fork', 'SeededItems', 'checkpoint_problem',
-           'Checkpointer', 'MetricLog', 'read_metrics', 'check_device', 'setup_distributed', 'GlobalBatchNorm',
-           'sync_batchnorm', 'bf16_conv_check', 'precision', 'NonFiniteLoss', 'RunFolderLock', 'check_writable',
-           'pretrain', 'ToyVideos', 'ToyModel', 'toy_augment', 'plot_metrics', 'main']
+           'Checkpointer', 'MetricLog', 'read_metrics', 'setup_distributed', 'GlobalBatchNorm', 'sync_batchnorm',
+           'bf16_conv_check', 'precision', 'NonFiniteLoss', 'RunFolderLock', 'check_writable', 'pretrain', 'ToyVideos',
+           'ToyModel', 'toy_augment', 'plot_metrics', 'main']
 
 # %% ../nbs/10_pretrain.ipynb #08d4a511
 import contextlib, json, math, os, random, re, signal, sys, time, warnings
@@ -18,7 +18,8 @@ import torch.distributed as dist
 from torch import nn
 
 from .config import ConfigError, MLFOConfig, config_diff, from_dict
-from .core import (MLFOError, atomic_torch_save, atomic_write_json, device_info, git_commit, input_checks, io_error, rng_state,
+from .core import (MLFOError, atomic_torch_save, atomic_write_json, device_info, git_commit, input_checks, io_error,
+                       resolve_device, rng_state,
                        seed_everything, set_rng_state)
 from . import distributed as D
 from .augment import view_seeds
@@ -192,21 +193,11 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     return _json_lines(p)[0] if p.exists() else []
 
 # %% ../nbs/10_pretrain.ipynb #80e1f683
-def check_device(device: torch.device) -> torch.device:
-    "`device`, or `MLFOError` in one line when it names a GPU this machine does not have."
-    if device.type == 'cuda':
-        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if n == 0: raise MLFOError(f"device={str(device)!r}: no CUDA GPU is visible here; use device=cpu (or device=auto)")
-        if (device.index or 0) >= n: raise MLFOError(f'device={str(device)!r}: only {n} CUDA GPU(s) are visible (cuda:0-{n - 1})')
-    return device
-
 def setup_distributed(cfg: MLFOConfig) -> torch.device:
     "Initialise the process group when launched by torchrun; return this process's device."
     world = int(os.environ.get('WORLD_SIZE', '1'))
     local = int(os.environ.get('LOCAL_RANK', '0'))
-    want = cfg.device
-    if want == 'auto': want = 'cuda' if torch.cuda.is_available() else 'cpu'
-    device = check_device(torch.device(f'cuda:{local}' if want == 'cuda' else want))
+    device = resolve_device(cfg.device, local)
     if device.type == 'cuda': torch.cuda.set_device(device)
     if world > 1 and not D.is_dist():
         backend = cfg.dist.backend if cfg.dist.backend != 'auto' else ('nccl' if device.type == 'cuda' else 'gloo')

@@ -134,3 +134,13 @@ def test_pretrain_names_an_empty_stage():
     assert status == 2 and 'stage 2 (every level) empty' in err, err
     status, _, err = run_main(['pretrain', 'optim.epochs=2', '--bogus'])   # the warning comes before any work
     assert 'mlfo pretrain: warning: optim.epochs=2 with loss.E=0.2 leaves stage 1' in err, err
+
+
+@pytest.mark.skipif(__import__('torch').cuda.is_available(), reason='needs a machine without a GPU')
+@pytest.mark.parametrize('cmd', ['evaluate', 'bench'])
+def test_a_gpu_this_machine_lacks_is_one_line(cmd, tmp_path):
+    "device=cuda where no GPU is visible: one line naming the device, before data or a model is touched."
+    extra = ['--checkpoint', 'random', '--out', str(tmp_path / 'ev')] if cmd == 'evaluate' else ['--steps', '1', '--out', str(tmp_path)]
+    status, out, err = run_main([cmd, *TINY, 'device=cuda', *extra])
+    assert status == 2, (out, err)
+    assert err.count('error:') == 1 and f"mlfo {cmd}: error: device='cuda:0': no CUDA GPU is visible here" in err, err
