@@ -1312,7 +1312,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"runs: {state['done']} done, {state['failed']} failed, {state['todo']} to do, of {state['total']}"
           + (f"; stopped: {state['stopped']}" if state['stopped'] else ''))
     if a.dry_run: print(estimate_text(specs, read_records(a.out), a.jobs))
-    if a.dry_run or a.no_render: return 0
+    if a.dry_run: return 0
+    if a.preset == 'tiny':   # the verdicts, from every record there is (a few JSON files: no notebook to run)
+        from mlfo.claims import make_claims
+        print('claims: ' + ', '.join(map(str, make_claims(a.out))))
+    if a.no_render: return 0
     nb_params = {k: v for k, v in (('EPOCHS', a.epochs), ('SEEDS', a.seeds), ('OUT', a.out), ('PRESET', a.preset)) if v}
     for name in [n for n in ARTEFACTS if n in chosen and not (n == 'figure4' and a.preset != 'tiny')]:
         print(f'drawing {name} ({ARTEFACTS[name]}.ipynb)', flush=True)
