@@ -321,16 +321,16 @@ def bf16_conv_check(shapes=_BF16_SHAPES, # conv3d inputs (B, C, T, H, W), C in a
         rows.append({'shape': shape, 'rel_err': err, 'ok': math.isfinite(err) and err <= tol})
     return rows
 
-_BF16_OK = None
+_BF16_FAILURES = None   # the failing rows of `bf16_conv_check`, measured once per process (None: not yet)
 
 def precision(device: torch.device, optim) -> tuple: # (autocast context, channels_last_3d?)
     "How a step runs on `device` under `optim.amp`, `optim.channels_last` and `optim.cpu_amp` (bf16 only on the CPU)."
-    global _BF16_OK
+    global _BF16_FAILURES
     fast = device.type == 'cuda' or optim.cpu_amp
     if device.type == 'cpu' and optim.cpu_amp and optim.amp != 'none':
-        if _BF16_OK is None: _BF16_OK = [r for r in bf16_conv_check() if not r['ok']]
-        if _BF16_OK:
-            r = _BF16_OK[0]
+        if _BF16_FAILURES is None: _BF16_FAILURES = [r for r in bf16_conv_check() if not r['ok']]
+        if _BF16_FAILURES:
+            r = _BF16_FAILURES[0]
             raise ConfigError(f"optim.cpu_amp=true: this PyTorch ({torch.__version__}) computes the CPU bf16 conv3d weight gradient "
                               f"wrongly (relative error {r['rel_err']:.2g} against fp32 at input {r['shape']}); keep optim.cpu_amp=false")
     dtype = torch.float16 if optim.amp == 'fp16' and device.type == 'cuda' else torch.bfloat16
