@@ -8,7 +8,6 @@ import copy, hashlib, json, math, os, time, warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
@@ -19,11 +18,11 @@ from .config import MLFOConfig
 
 # %% auto #0
 __all__ = ['read_checkpoint', 'load_backbone_weights', 'state_hash', 'build_eval_backbone', 'uniform_starts', 'clip_indices',
-           'to_input', 'denormalize', 'centre_crop', 'EvalClips', 'TrainClips', 'write_toy_ucf', 'embed_clips',
-           'extract_features', 'stratified_holdout', 'video_probs', 'topk_accuracy', 'pair_accuracy', 'dataset_pairs',
-           'LinearHead', 'linear_optimizer', 'predict_features', 'train_linear_head', 'linear_probe', 'Classifier',
-           'predict_clips', 'finetune', 'video_embeddings', 'retrieval_recall', 'eval_datasets', 'eval_features',
-           'evaluate', 'train_supervised', 'main']
+           'to_input', 'denormalize', 'centre_crop', 'EvalClips', 'TrainClips', 'embed_clips', 'extract_features',
+           'stratified_holdout', 'video_probs', 'topk_accuracy', 'pair_accuracy', 'dataset_pairs', 'LinearHead',
+           'linear_optimizer', 'predict_features', 'train_linear_head', 'linear_probe', 'Classifier', 'predict_clips',
+           'finetune', 'video_embeddings', 'retrieval_recall', 'eval_datasets', 'eval_features', 'evaluate',
+           'train_supervised', 'main']
 
 # %% ../nbs/11_evaluate.ipynb #cd9ac399
 def _weights_of(obj: dict) -> dict:
@@ -187,33 +186,6 @@ def _set_epoch(ds, epoch: int) -> None:
     "Tell a dataset (or the dataset under `Subset`s) which epoch it serves, for its random draws."
     while isinstance(ds, torch.utils.data.Subset): ds = ds.dataset
     if hasattr(ds, 'epoch'): ds.epoch = epoch
-
-# %% ../nbs/11_evaluate.ipynb #7e274fe6
-def write_toy_ucf(root: str | Path, # folder to create
-                  n_classes: int = 3, # classes
-                  n_train: int = 4, # training videos per class
-                  n_test: int = 2, # test videos per class
-                  frames: int = 20, # frames per video
-                  size: tuple[int, int] = (36, 44), # (H, W)
-                  seed: int = 0,
-                 ) -> Path:
-    "Write a tiny UCF-101-layout data set whose classes differ by colour (examples and tests)."
-    from mlfo.video import write_video
-    root, rng = Path(root), np.random.default_rng(seed)
-    lists = root / 'ucfTrainTestlist'; lists.mkdir(parents=True, exist_ok=True)
-    classes = [f'Class{c}' for c in range(n_classes)]
-    (lists / 'classInd.txt').write_text(''.join(f'{c + 1} {n}\n' for c, n in enumerate(classes)))
-    train, test = [], []
-    for c, name in enumerate(classes):
-        colour = np.array([255 * (c % 3 == 0), 255 * (c % 3 == 1), 255 * (c % 3 == 2)]) * (0.5 + 0.5 * (c // 3 % 2))
-        for g in range(n_train + n_test):
-            x = rng.normal(0, 30, (frames, *size, 3)) + colour * 0.7 + 40
-            rel = f'{name}/v_{name}_g{g + 1:02d}_c01.avi'
-            write_video(root / 'videos' / rel, x.clip(0, 255).astype(np.uint8))
-            (train if g < n_train else test).append(rel)
-    (lists / 'trainlist01.txt').write_text(''.join(f'{r} {int(r[5:r.index("/")]) + 1}\n' for r in train))
-    (lists / 'testlist01.txt').write_text(''.join(f'{r}\n' for r in test))
-    return root
 
 # %% ../nbs/11_evaluate.ipynb #95bea03d
 def _device_of(module: nn.Module) -> torch.device:

@@ -6,7 +6,7 @@
 __all__ = ['CHECKPOINT_KEYS', 'MODEL_HOOKS', 'stage_of', 'lr_factor', 'ResumableBatchSampler', 'rng_fork', 'SeededItems',
            'checkpoint_problem', 'Checkpointer', 'MetricLog', 'read_metrics', 'setup_distributed', 'GlobalBatchNorm',
            'sync_batchnorm', 'bf16_conv_check', 'precision', 'NonFiniteLoss', 'RunFolderLock', 'check_writable',
-           'LossMeter', 'pretrain', 'ToyVideos', 'ToyModel', 'toy_augment', 'plot_metrics', 'main']
+           'LossMeter', 'pretrain', 'plot_metrics', 'main']
 
 # %% ../nbs/10_pretrain.ipynb #08d4a511
 import contextlib, json, math, os, random, re, signal, sys, time, warnings
@@ -671,35 +671,6 @@ def _train(cfg, device, run_dir, ckpt, state, model, data, max_epochs, progress,
                'checkpoint': str(ckpt.latest()), 'last_metrics': last, 'device': device_info(device)}
     if rank == 0: atomic_write_json(run_dir / 'pretrain.json', {'config': cfg.to_dict(), 'commit': git_commit(), **summary})
     return summary
-
-# %% ../nbs/10_pretrain.ipynb #f9b81df9
-class ToyVideos(torch.utils.data.Dataset):
-    "Random uint8 clips (for tests of the loop): item = {'a', 'b', 'long', 'index'}."
-    def __init__(self, n: int = 16, t: int = 4, size: int = 8): self.n, self.t, self.size = n, t, size
-    def __len__(self): return self.n
-    def __getitem__(self, i):
-        base = torch.randint(0, 255, (self.t, self.size, self.size, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(i))
-        noise = lambda: (base.int() + torch.randint(-20, 20, base.shape)).clamp(0, 255).to(torch.uint8)
-        return {'a': noise(), 'b': noise(), 'long': noise(), 'index': i}
-
-class ToyModel(nn.Module):
-    "A linear encoder with InfoNCE between clips A and B (for tests of the loop)."
-    def __init__(self, in_dim: int = 4 * 8 * 8 * 3, dim: int = 16, nan_at_step: int | None = None):
-        super().__init__()
-        self.enc, self.nan_at_step, self.calls = nn.Linear(in_dim, dim), nan_at_step, 0
-    def forward(self, views, stage=2):
-        za = nn.functional.normalize(self.enc(views['a'].flatten(1)), dim=1)
-        zb = nn.functional.normalize(self.enc(views['b'].flatten(1)), dim=1)
-        logits = za @ zb.T / 0.1
-        loss = nn.functional.cross_entropy(logits, torch.arange(len(za)))
-        if self.nan_at_step is not None and self.calls == self.nan_at_step: loss = loss * float('nan')
-        self.calls += 1
-        return {'loss': loss, 'terms': {'ins': loss, 'ins_acc': (logits.argmax(1) == torch.arange(len(za))).float().mean()}}
-    def set_epoch(self, epoch: int): pass   # the loop's hooks (`MODEL_HOOKS`); MLFO uses them for its queue and prototypes
-    def before_optimizer_step(self): pass
-    def on_step_end(self): pass
-
-def toy_augment(x): return x.float().div(255).permute(0, 4, 1, 2, 3)  # (B,T,H,W,3) uint8 -> (B,3,T,H,W)
 
 # %% ../nbs/10_pretrain.ipynb #de9bac25
 _NOT_TERMS = ('step', 'epoch', 'stage', 'lr', 'samples_per_s', 'data_wait')

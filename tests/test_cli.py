@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from mlfo.cli import COMMANDS, CONFIG_COMMANDS, main
-from mlfo.evaluate import write_toy_ucf
+from mlfo.testing import write_toy_ucf
 
 ROOT = Path(__file__).resolve().parent.parent
 MLFO = [sys.executable, '-m', 'mlfo.cli']

@@ -9,7 +9,8 @@ import torch
 from mlfo.backbones import build_backbone
 from mlfo.config import MLFOConfig
 from mlfo.core import MLFOError
-from mlfo.evaluate import evaluate, main, train_supervised, write_toy_ucf, state_hash
+from mlfo.evaluate import evaluate, main, train_supervised, state_hash
+from mlfo.testing import write_toy_ucf
 
 TINY = ['model.width=4', 'data.clip_len=4', 'data.window=8', 'data.size=32', 'data.resize=0', 'data.num_workers=0',
         'eval.n_clips=2', 'eval.linear_epochs=5', 'eval.batch_size=8', 'eval.holdout=0.25', 'eval.dataset=ucf101']

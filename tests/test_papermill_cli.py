@@ -22,7 +22,7 @@ def papermill(*args, timeout=600) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
-    from mlfo.evaluate import write_toy_ucf
+    from mlfo.testing import write_toy_ucf
     from mlfo.results import ensure_kernel
     ensure_kernel()
     tmp = tmp_path_factory.mktemp('papermill')

@@ -18,7 +18,7 @@ SMALL = ['model.width=4', 'model.head_dim=8', 'data.size=16',
 
 @pytest.fixture(scope='module')
 def setup(tmp_path_factory):
-    from mlfo.evaluate import write_toy_ucf
+    from mlfo.testing import write_toy_ucf
     from mlfo.results import ensure_kernel
     ensure_kernel()  # the python3 kernel of this venv (`python -m ipykernel install --sys-prefix` when missing)
     tmp = tmp_path_factory.mktemp('runs')
