@@ -24,6 +24,23 @@ def test_sidebar_and_readme_current():
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+def test_readme_results_come_from_the_records():
+    "The index's results line becomes one table read from the run records and the claims' count; the README stays short."
+    import json, docs_offline
+    from mlfo.results import metric, read_records
+    text = docs_offline.readme_md()
+    assert docs_offline.RESULTS_MARKER in (ROOT / 'nbs' / 'index.ipynb').read_text() and docs_offline.RESULTS_MARKER not in text
+    records = read_records(ROOT / 'results' / 'runs')
+    ref = json.loads((ROOT / 'results' / 'reference' / 'mlfo-tiny-reference.json').read_text())['key']
+    row = next(line for line in text.splitlines() if line.startswith('|') and f'`{ref}`' in line)
+    cells = [c.strip() for c in row.strip('|').split('|')][1:-1]
+    assert cells == [f'{100 * metric(records[ref], p):.1f}' for p in docs_offline.RESULT_COLUMNS.values()]
+    assert '(no record)' not in text
+    claims = (ROOT / 'results' / 'tables' / 'claims.md').read_text().split('\n\n')[1].split('. ')[0]
+    assert claims in text
+    assert len(text.split()) <= 1500, f'README.md has {len(text.split())} words: move detail to its chapter'
+
+
 def test_docs_offline_has_a_page_per_notebook_with_api_reference(tmp_path):
     import shutil
     if not shutil.which('pandoc'): pytest.skip('pandoc is missing: `make docs-deps` installs it (apt-get install pandoc)')

@@ -1,4 +1,4 @@
-"""The papermill command of the README, from a terminal, on a throwaway data set: it runs as written
+"""The papermill command of the running chapter (nbs/15a_running.ipynb), from a terminal, on a throwaway data set: it runs as written
 (with an output notebook), prints progress lines with --log-output, warns when EPOCHS and E leave
 stage 1 empty, writes the record where OUT says (not results/), and a bad parameter ends in one line
 from the notebook, not a traceback of library frames."""
@@ -47,7 +47,7 @@ def test_readme_command_shows_progress(setup):
 
 
 def test_bare_form_needs_an_output_notebook():
-    "In a terminal (stdout a tty) papermill refuses the form without an output notebook, as the README says."
+    "In a terminal (stdout a tty) papermill refuses the form without an output notebook, as the running chapter says."
     import pty
     leader, follower = pty.openpty()
     r = subprocess.run([PAPERMILL, NB, '-p', 'K', '1000'], cwd=ROOT, env=ENV, stdout=follower, stderr=subprocess.PIPE,

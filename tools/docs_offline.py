@@ -8,7 +8,8 @@
    _docs_offline/<output-file>, the page names of the Quarto build (07_graph.ipynb -> graph.html),
    each with its title, description, citation metadata and the sidebar of sidebar.yml; the results
    and figure pages show the tables and figures already generated under results/ (nothing re-runs),
-4. writes README.md from nbs/index.ipynb (what `nbdev_readme` does with Quarto).
+4. writes README.md from nbs/index.ipynb (what `nbdev_readme` does with Quarto); the line `<!-- results -->` of the index
+   becomes a table read from the run records and the claims' summary (README.md and the offline index page alike).
 `--check` only verifies that nbs/sidebar.yml and README.md are up to date (used by the tests).
 Needs pandoc (apt-get install pandoc); `make docs` also checks the pages in headless chromium.
 """
@@ -46,13 +47,58 @@ def sidebar_yml() -> str:
     return '\n'.join(lines) + '\n'
 
 
+RESULTS_MARKER = '<!-- results -->'  # the line of nbs/index.ipynb that `results_section` replaces
+RESULT_ROWS = (  # the index's results table: a row's name and its run record (a key in results/runs/, or a reference's record)
+    ('random initialisation (the floor)', 'e2cf551dcf47'),
+    ("MLFO, the authors' objective (the reference run)", 'results/reference/mlfo-tiny-reference.json'),
+    ('MLFO, the legacy objective', '084a26f05179'),
+    ('supervised from scratch (the ceiling)', 'results/reference/supervised-tiny-reference.json'))
+RESULT_COLUMNS = {'UCF-style linear top-1': 'synthetic/linear/top1', 'UCF-style R@1': 'synthetic/retrieval/R@1',
+                  'UCF-style finetune top-1': 'synthetic/finetune/top1', 'HMDB-style linear top-1': 'synthetic-hmdb/linear/top1'}
+
+
+def repo_url(path: str) -> str:
+    "A file of the repository on its git host (settings.ini's git_url and branch)."
+    import configparser
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / 'settings.ini')
+    return f"{cfg['DEFAULT']['git_url']}/blob/{cfg['DEFAULT']['branch']}/{path}"
+
+
+def results_section() -> str:
+    "The index's results: one table read from the run records (one number a cell) and the claims' summary line."
+    if str(ROOT) not in sys.path: sys.path.insert(0, str(ROOT))   # this checkout's package, not an installed one
+    from mlfo.results import BACKBONE_NAMES, metric, read_records
+    records = read_records(ROOT / 'results' / 'runs')
+    rows = []
+    for name, source in RESULT_ROWS:
+        key = json.loads((ROOT / source).read_text())['key'] if source.endswith('.json') else source
+        rows.append((name, key, records.get(key)))
+    found = [r for _, _, r in rows if r]
+    setting = lambda f: ' / '.join(sorted({str(f(r)) for r in found}))
+    epochs = ' / '.join(sorted({str(r['params']['epochs']) for r in found if r.get('init') == 'mlfo'}))
+    lines = [f"`{setting(lambda r: r['params']['preset'])}` preset, {setting(lambda r: BACKBONE_NAMES[r['params']['backbone']])}, "
+             f"seed {setting(lambda r: r['seed'])}; the MLFO rows pretrained for {epochs} epochs. One run record a row.", '',
+             '| run | ' + ' | '.join(RESULT_COLUMNS) + ' | record |', '|---' * (len(RESULT_COLUMNS) + 2) + '|']
+    for name, key, rec in rows:
+        vals = [metric(rec, path) if rec else None for path in RESULT_COLUMNS.values()]
+        lines.append(f'| {name} | ' + ' | '.join('-' if v is None else f'{100 * v:.1f}' for v in vals)
+                     + f" | `{key}`{'' if rec else ' (no record)'} |")
+    claims = ROOT / 'results' / 'tables' / 'claims.md'
+    if claims.exists():
+        summary = claims.read_text().split('\n\n')[1].strip().split('. ')[0].rstrip('.')   # the count line after the title
+        lines += ['', f"**The paper's claims**, tested on paired seeds. {summary}. Every verdict: "
+                      f"[`results/tables/claims.md`]({repo_url('results/tables/claims.md')})."]
+    return '\n'.join(lines)
+
+
 def readme_md() -> str:
     "README.md from nbs/index.ipynb: title, description, then the markdown cells (code cells as code blocks)."
     nb = json.loads((NBS / 'index.ipynb').read_text())
     parts = ['<!-- Generated from nbs/index.ipynb by tools/docs_offline.py; edit the notebook, not this file. -->']
     for c in nb['cells']:
         src = ''.join(c['source'])
-        if c['cell_type'] == 'markdown': parts.append(src)
+        if c['cell_type'] == 'markdown': parts.append(src.replace(RESULTS_MARKER, results_section()) if RESULTS_MARKER in src else src)
         elif c['cell_type'] == 'code' and not src.lstrip().startswith('#| hide'):
             parts.append('```python\n' + src + '\n```')
     text = '\n\n'.join(parts) + '\n'
@@ -163,6 +209,7 @@ def notebook_markdown(nb, nb_name: str, out: Path, results: Path) -> str:
         for o in c.get('outputs', []): parts.append(_output_markdown(o))
     if extra and not placed: parts.append(extra)
     text = '\n\n'.join(p for p in parts if p.strip())
+    if nb_name == 'index.ipynb' and RESULTS_MARKER in text: text = text.replace(RESULTS_MARKER, results_section())
     text = text.replace('](' + SITE, '](').replace('href="' + SITE, 'href="')   # doc_host links stay in the offline site
     text = text.replace('](' + SITE.rstrip('/') + ')', '](index.html)')
     # nbdev's source links: `[source](url){target="_blank" style="float:right; ..."}` -> a plain class pandoc knows
