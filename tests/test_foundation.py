@@ -25,7 +25,7 @@ def test_sidebar_and_readme_current():
 
 
 def test_readme_results_come_from_the_records():
-    "The index's results line becomes one table read from the run records and the claims' count; the README stays short."
+    "The index's results line becomes one table read from the run records and a link to the verdicts; the README stays short."
     import json, docs_offline
     from mlfo.results import metric, read_records
     text = docs_offline.readme_md()
@@ -36,8 +36,7 @@ def test_readme_results_come_from_the_records():
     cells = [c.strip() for c in row.strip('|').split('|')][1:-1]
     assert cells == [f'{100 * metric(records[ref], p):.1f}' for p in docs_offline.RESULT_COLUMNS.values()]
     assert '(no record)' not in text
-    claims = (ROOT / 'results' / 'tables' / 'claims.md').read_text().split('\n\n')[1].split('. ')[0]
-    assert claims in text
+    assert 'results/tables/claims.md' in text and 'undecided' in text   # linked: `mlfo results` rewrites the verdicts after each run
     assert len(text.split()) <= 1500, f'README.md has {len(text.split())} words: move detail to its chapter'
 
 
