@@ -93,3 +93,19 @@ def test_cli_from_a_shell():
     assert 'K: 200' in r.stdout and 'epochs: 300' in r.stdout
     r = subprocess.run([str(mlfo), 'config', 'E=1.5'], capture_output=True, text=True)
     assert r.returncode == 2 and 'loss.E' in r.stderr
+
+
+def test_docs_exec_check_finds_a_name_the_docs_build_never_defines(tmp_path):
+    "nbdev's docs build runs only cells that export or import: a test cell that imports must not need a plain cell's names."
+    import nbformat, check_nbdev
+    def notebook(cells):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in cells])
+        p = tmp_path / 'nb.ipynb'
+        nbformat.write(nb, p)
+        return p
+    plain = '#| export\ndef f(): return 1'
+    bad = notebook([plain, 'helper = 2', 'from math import pi\nassert helper == 2'])
+    [problem] = check_nbdev.docs_exec_problems(bad)
+    assert 'cell 2' in problem and 'cell 1' in problem and '`helper`' in problem
+    assert check_nbdev.docs_exec_problems(notebook([plain, 'helper = 2', 'from math import pi', 'assert helper == 2'])) == []
+    assert check_nbdev.docs_exec_problems(notebook(['helper = 2', 'from math import pi\nassert helper == 2'])) == []   # no API docs: not run
