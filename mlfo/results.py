@@ -511,18 +511,35 @@ def notebook_params(params: dict, out) -> dict:
 
 def execute_run(spec: RunSpec, # the run
                 out: str | Path = 'results/runs', # record folder
-                via: str = 'papermill', # 'papermill' (a notebook per run) or 'inline' (this process)
-                log_dir: str | Path = 'results/_scratch/notebooks', # executed notebooks
+                via: str = 'papermill', # 'papermill' (a notebook per run), 'inline' (this process) or 'process' (a Python process per run)
+                log_dir: str | Path = 'results/_scratch/notebooks', # executed notebooks (logs of 'process' runs)
                ) -> dict:
     "Execute one run and return its record."
     if via == 'inline': return run_ablation(**spec.params, out=out)
-    if via != 'papermill': raise MLFOError(f"via={via!r}: 'papermill' or 'inline'")
+    if via == 'process': return _run_in_process(spec, out, log_dir)
+    if via != 'papermill': raise MLFOError(f"via={via!r}: 'papermill', 'inline' or 'process'")
     import papermill as pm
     key, root = spec.key(), repo_root()
     log = Path(log_dir).resolve() / f'run_ablation-{spec.label()}-{key}.ipynb'
     log.parent.mkdir(parents=True, exist_ok=True)
     pm.execute_notebook(str(root / 'nbs' / 'run_ablation.ipynb'), str(log), parameters=notebook_params(spec.params, Path(out).resolve()),
                         kernel_name=ensure_kernel(), cwd=str(Path.cwd()), progress_bar=False)
+    found = find_record(out, key)
+    if found is None: raise MLFOError(f'run {key} finished without writing a record (see {log})')
+    return json.loads(found.read_text()) | {'path': str(found)}
+
+def _run_in_process(spec: RunSpec, out, log_dir) -> dict:
+    "One run in a fresh Python process, without Jupyter (`via='process'`): its output goes to a log file."
+    import subprocess
+    key = spec.key()
+    log = Path(log_dir).resolve() / f'run-{spec.label()}-{key}.log'
+    log.parent.mkdir(parents=True, exist_ok=True)
+    params = json.dumps({k: (str(v) if isinstance(v, Path) else v) for k, v in spec.params.items()})
+    cmd = [sys.executable, '-m', 'mlfo.cli', 'results', '--one-run', params, '--out', str(Path(out).resolve())]
+    with open(log, 'w') as f: rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=Path.cwd()).returncode
+    last = ([ln for ln in log.read_text(errors='replace').splitlines() if ln.strip()] or [f'exit status {rc}'])[-1]
+    if rc in (130, -2, -15): raise RunInterrupted(f'{last} (see {log})')
+    if rc != 0: raise MLFOError(f'{last} (see {log})')
     found = find_record(out, key)
     if found is None: raise MLFOError(f'run {key} finished without writing a record (see {log})')
     return json.loads(found.read_text()) | {'path': str(found)}
@@ -553,11 +570,11 @@ def run_suite(specs: Sequence[RunSpec], # the runs (duplicates run once)
               max_hours: float | None = None, # launch no new run after this many hours
               max_runs: int | None = None, # launch at most this many runs
               dry_run: bool = False, # only record what is done and what would run (the progress file too)
-              jobs: int = 1, # runs at once, one process each (papermill only); runs sharing a pretraining never overlap
+              jobs: int = 1, # runs at once, one process each (not inline); runs sharing a pretraining never overlap
              ) -> dict:
     "Run every missing run of `specs` in order, resumably, recording progress; return the progress record."
     if jobs < 1: raise MLFOError(f'jobs={jobs}: at least 1')
-    if jobs > 1 and via != 'papermill': raise MLFOError(f"jobs={jobs} needs via='papermill' (one process per run), not {via!r}")
+    if jobs > 1 and via == 'inline': raise MLFOError(f"jobs={jobs} needs one process per run (via='papermill' or 'process'), not {via!r}")
     t0 = time.time()
     runs = _unique(specs)
     state = {'started': time.strftime('%Y-%m-%dT%H:%M:%S'), 'updated': None, 'artefacts': sorted({s.artefact for s in specs}),
@@ -1284,7 +1301,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--hours', type=float, help='launch no new run after this many hours (resume later)')
     ap.add_argument('--max-runs', type=int, help='launch at most this many runs')
     ap.add_argument('--rows', nargs='*', help="only these rows of the artefacts (e.g. combined combined_paper; --dry-run lists them)")
-    ap.add_argument('--inline', action='store_true', help='run in this process instead of a papermill notebook per run')
+    ap.add_argument('--inline', action='store_true', help='run in this process instead of a papermill notebook per run (--via inline)')
+    ap.add_argument('--via', choices=['papermill', 'inline', 'process'], help='how each run executes: a papermill notebook (default), this process, or a plain Python process (no Jupyter: a GPU node)')
+    ap.add_argument('--one-run', metavar='JSON', help=argparse.SUPPRESS)  # one run's parameters: what --via process starts
     ap.add_argument('--jobs', type=int, default=1, help='runs at once, one process each (runs sharing a pretraining never overlap)')
     ap.add_argument('--dry-run', action='store_true', help='list the runs, done and to do, and stop')
     ap.add_argument('--no-render', action='store_true', help='do not execute the table and figure notebooks')
@@ -1295,6 +1314,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--gpus', type=int, default=4, help='processes per torchrun command (--print-commands)')
     a = ap.parse_args(argv)
     at_repo_root()
+    if a.one_run:
+        try: run_ablation(**json.loads(a.one_run), out=a.out, progress=False)
+        except RunInterrupted as e:
+            print(f'mlfo results: interrupted: {e}', file=sys.stderr)
+            return 130
+        return 0
+    via = a.via or ('inline' if a.inline else 'papermill')
     chosen = a.only or list(SUITE_ORDER)
     if 'figure4' in chosen and 'reference' not in chosen and a.preset == 'tiny': chosen.append('reference')
     specs = suite(chosen, epochs=a.epochs, seeds=a.seeds, preset=a.preset)
@@ -1307,7 +1333,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not a.dry_run and a.preset == 'tiny':
         for name in ('synthetic', 'synthetic-hmdb'): ensure_data(name, DATASETS[name], progress=True)
-    state = run_suite(specs, a.out, 'inline' if a.inline else 'papermill', a.progress, a.hours, a.max_runs, a.dry_run, a.jobs)
+    state = run_suite(specs, a.out, via, a.progress, a.hours, a.max_runs, a.dry_run, a.jobs)
     for r in state['runs']: print(f"  {r['status']:7s} {r['label']} ({', '.join(r['artefacts'])})" + (f": {r['error']}" if r['error'] else ''))
     print(f"runs: {state['done']} done, {state['failed']} failed, {state['todo']} to do, of {state['total']}"
           + (f"; stopped: {state['stopped']}" if state['stopped'] else ''))

@@ -1,13 +1,18 @@
 """The GPU checks, as one short script (for a machine with one GPU and no network).
 
-1. Training-step benchmark at paper scale (64 samples x 3 clips of 16x112x112): bare backbone,
-   full MLFO step (bf16 + channels_last_3d), MLFO step in fp32; R3D-18 and S3D.
-2. A paper-preset smoke run (ucf101-r3d18, batch 64) on the synthetic set, decoded once into memory.
-3. The same preset reading the videos with 16 loader workers: the data-wait fraction.
-Each part writes its JSON as soon as it is done, so a run cut short still returns what it measured.
+Parts (`--parts`, in this order):
+- cells: the `#| cuda` test cells of the notebooks (tools/run_cells.py: no Jupyter needed).
+- bench: the training-step benchmark at paper scale (64 samples x 3 clips of 16x112x112): bare backbone,
+  full MLFO step (bf16 + channels_last_3d), MLFO step in fp32 (`--backbones`, `--variants`).
+- suite: the embedded suite on the GPU, `mlfo results --via process --jobs N` (a plain Python process per
+  run), for `--suite-minutes`; the new run records are packed into suite-records.tar as they land, and the
+  progress record (runs, wall times) is kept beside it.
+- smoke: a paper-preset run (ucf101-r3d18, batch 64) on the synthetic set, decoded once into memory.
+- loader: the same preset reading the videos with 16 loader workers: the data-wait fraction.
+Each part writes its files as soon as it is done, so a run cut short still returns what it measured.
 `--cpu-smoke` runs everything at toy sizes on the CPU (to check the script before spending GPU time).
 """
-import argparse, json, os, sys, time, traceback
+import argparse, io, json, os, signal, subprocess, sys, tarfile, threading, time, traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,27 +28,40 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--out', default=os.environ.get('OUT', 'results/benchmarks'))
     ap.add_argument('--cpu-smoke', action='store_true')
-    ap.add_argument('--parts', default='bench,smoke,loader')
+    ap.add_argument('--parts', default='cells,bench,suite')
+    ap.add_argument('--backbones', default='r3d18,s3d')
+    ap.add_argument('--variants', default='bare,mlfo,mlfo_fp32')
+    ap.add_argument('--steps', type=int, default=15)
+    ap.add_argument('--suite-only', default='table2,table3,figure3,table1,table4', help='artefacts, in order')
+    ap.add_argument('--suite-args', default='', help='more `mlfo results` options, e.g. "--seeds 0 --epochs 1"')
+    ap.add_argument('--suite-jobs', type=int, default=16)
+    ap.add_argument('--suite-minutes', type=float, default=6.0, help='then the suite is interrupted (records so far are kept)')
     a = ap.parse_args()
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     cpu = a.cpu_smoke
     dev = 'cpu' if cpu else 'cuda'
     torch.backends.cudnn.benchmark = True
-    commit = git_commit(ROOT)
-    if commit == 'unknown': commit = os.environ.get('MLFO_COMMIT', 'unknown')  # a copy of the tree without .git
+    commit = git_commit(ROOT)   # a copy of the tree without .git: $MLFO_COMMIT
     meta = {'date': time.strftime('%Y-%m-%d %H:%M'), 'commit': commit, 'device': device_info(dev),
             'torch': torch.__version__, 'command': 'python tools/gpu_check.py ' + ' '.join(sys.argv[1:])}
     print(json.dumps(meta), flush=True)
     parts = a.parts.split(',')
     B, T, S = (4, 16, 32) if cpu else (64, 16, 112)
+    if 'cells' in parts:
+        t0 = time.time()
+        rc = subprocess.run([sys.executable, str(ROOT / 'tools' / 'run_cells.py'), 'nbs/03c_augment.ipynb',
+                             *(['--flags', 'cuda'] if not cpu else [])], cwd=ROOT).returncode
+        atomic_write_json(out / 'gpu-cells.json', {**meta, 'notebooks': ['nbs/03c_augment.ipynb'], 'flags': [] if cpu else ['cuda'],
+                                                   'status': rc, 'wall_s': time.time() - t0})
     if 'bench' in parts:
         from mlfo.benchmark import step_benchmark, communication_profile, scaling_table
-        for backbone, variants in (('r3d18', ('bare', 'mlfo', 'mlfo_fp32')), ('s3d', ('bare', 'mlfo'))):
+        for backbone in a.backbones.split(','):
+            variants = tuple(v for v in a.variants.split(',') if not (cpu and v == 'mlfo_fp32'))
             try:
                 cfg = get_preset('ucf101-r3d18', f'model.backbone={backbone}', *(['model.width=8', 'K=16'] if cpu else []))
                 t0 = time.time()
-                r = step_benchmark(cfg, B, T, S, dev, variants=variants, steps=3 if cpu else 15, warmup=1 if cpu else 5)
-                if backbone == 'r3d18':
+                r = step_benchmark(cfg, B, T, S, dev, variants=variants, steps=3 if cpu else a.steps, warmup=1 if cpu else 5)
+                if backbone == 'r3d18' and 'comm' in parts:
                     prof = communication_profile(get_preset('ucf101-r3d18', 'model.width=8') if cpu else cfg, 4, T, 32, world=2)
                     r['communication'] = prof
                     r['scaling'] = scaling_table(r['variants']['mlfo']['s_per_step'], B, prof)
@@ -53,6 +71,8 @@ def main():
                       {k: r[k] for k in r if k.startswith('mlfo_') or k == 'bf16_speedup'}, flush=True)
             except Exception:
                 traceback.print_exc()
+    if 'suite' in parts:
+        run_suite_part(a, out, meta, cpu)
     if 'smoke' in parts or 'loader' in parts:
         from mlfo.synthetic import generate
         root = '/tmp/mlfo-synth'
@@ -82,6 +102,51 @@ def main():
                 print(name, {k: rec[k] for k in ('steps', 'wall_s', 'samples_per_s_mean', 'data_wait_mean', 'first_loss', 'last_loss')}, flush=True)
             except Exception:
                 traceback.print_exc()
+
+
+def run_suite_part(a, out: Path, meta: dict, cpu: bool):
+    "`mlfo results --via process --jobs N` for a while; pack each new record into suite-records.tar as it lands."
+    runs, logs = (out / 'cpu-smoke-runs' if cpu else ROOT / 'results' / 'runs'), ROOT / 'results' / '_scratch' / 'notebooks'
+    runs.mkdir(parents=True, exist_ok=True)
+    before = {p.name for p in runs.glob('*.json')}
+    progress = out / 'suite-progress.json'
+    cmd = [sys.executable, '-m', 'mlfo.cli', 'results', '--via', 'process', '--jobs', str(a.suite_jobs), '--no-render',
+           '--only', *a.suite_only.split(','), '--progress', str(progress), '--out', str(runs.resolve()), *a.suite_args.split()]
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONUNBUFFERED': '1'}
+    t0 = time.time()
+    print(' '.join(cmd), flush=True)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
+    done = threading.Event()
+
+    def pack():
+        "The new records and every run log, in one tar written atomically (the files that come back are few)."
+        new = sorted(p for p in runs.glob('*.json') if p.name not in before)
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode='w') as tar:
+            for p in new: tar.add(p, arcname=f'runs/{p.name}')
+            for p in sorted(logs.glob('run-*.log')): tar.add(p, arcname=f'logs/{p.name}')
+        tmp = Path('/tmp/suite-records.tar.tmp'); tmp.write_bytes(buf.getvalue()); os.replace(tmp, out / 'suite-records.tar')
+        return len(new)
+
+    def packer():
+        while not done.wait(20): pack()
+    th = threading.Thread(target=packer, daemon=True); th.start()
+    try: proc.wait(timeout=a.suite_minutes * 60)
+    except subprocess.TimeoutExpired:
+        print(f'suite: {a.suite_minutes} min reached: interrupting', flush=True)
+        os.killpg(proc.pid, signal.SIGINT)
+        try: proc.wait(timeout=30)
+        except subprocess.TimeoutExpired: os.killpg(proc.pid, signal.SIGKILL); proc.wait()
+    done.set(); th.join()
+    n = pack()
+    try: state = json.loads(progress.read_text())
+    except (OSError, ValueError): state = {}
+    walls = [r['wall_s'] for r in state.get('runs', []) if r.get('wall_s')]
+    rec = {**meta, 'command': ' '.join(cmd[1:]), 'jobs': a.suite_jobs, 'wall_s': time.time() - t0, 'new_records': n,
+           'done': state.get('done'), 'failed': state.get('failed'), 'todo': state.get('todo'),
+           'run_wall_s': walls, 'runs_per_hour': 3600 * len(walls) / (time.time() - t0) if walls else 0.0}
+    atomic_write_json(out / ('suite-cpu.json' if cpu else 'suite-gpu.json'), rec)
+    print('suite:', {k: rec[k] for k in ('jobs', 'wall_s', 'new_records', 'done', 'failed', 'todo', 'runs_per_hour')}, flush=True)
 
 
 if __name__ == '__main__':
