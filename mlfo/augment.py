@@ -268,7 +268,7 @@ class BatchAugment(nn.Module):
         if self.grey_p > 0 and self.grey_mode == 'luma':
             y.lerp_(grey(y).expand_as(y), gm)  # a 0/1 blend: torch.where is slow on CPU
         y = y.transpose(1, 2)  # (B, 3, T, S, S)
-        return y.sub_(self.mean.to(y.dtype)).div_(self.std.to(y.dtype))
+        return y.sub_(self.mean.to(y.device, y.dtype)).div_(self.std.to(y.device, y.dtype))   # a CPU module may augment GPU clips
 
 class ClipAugment:
     "The same augmentation on one clip (T, H, W, 3) uint8 -> (3, T, size, size) float, for CPU loader workers."

@@ -94,8 +94,9 @@ def _package_root() -> Path:
     return Path(mlfo.__file__).resolve().parent.parent
 
 def git_commit(repo: str | Path | None = None) -> str:
-    "Current git commit of `repo` (default: this package's checkout), `-dirty` when modified; else $MLFO_COMMIT or 'unknown'."
-    unknown = os.environ.get('MLFO_COMMIT', 'unknown')  # a copy of the tree without .git (a GPU node): the commit it was copied from
+    "$MLFO_COMMIT when set (a copy of the tree, e.g. on a GPU node: the commit it was made from), else the current git commit of `repo` (default: this package's checkout), `-dirty` when modified, or 'unknown'."
+    unknown = os.environ.get('MLFO_COMMIT') or 'unknown'
+    if unknown != 'unknown': return unknown
     repo = Path(repo) if repo else _package_root()
     try:
         sha = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=repo, capture_output=True, text=True, timeout=10)

@@ -540,7 +540,8 @@ class _Saver:
         weights = {k: v for k, v in core.state_dict().items() if v.is_floating_point()}
         moments = {f'{k} of {name}': v for name, p in core.named_parameters()   # Adam's exp_avg, exp_avg_sq
                    for k, v in opt.state.get(p, {}).items() if torch.is_tensor(v) and v.is_floating_point()}
-        if not bool(torch.stack([torch.isfinite(v).all() for v in [*weights.values(), *moments.values()]]).all()):   # one host sync
+        dev = next(iter(weights.values())).device   # Adam's `step` counts stay on the CPU while the moments are on the GPU
+        if not bool(torch.stack([torch.isfinite(v).all().to(dev) for v in [*weights.values(), *moments.values()]]).all()):   # one host sync
             for what, tensors in (('weights', weights), ('optimiser state', moments)):
                 broken = [k for k, v in tensors.items() if not torch.isfinite(v).all()]
                 if broken: raise NonFiniteLoss(f'non-finite {what} ({", ".join(broken[:3])}{", ..." if len(broken) > 3 else ""}) '

@@ -7,6 +7,8 @@ Parts (`--parts`, in this order):
 - suite: the embedded suite on the GPU, `mlfo results --via process --jobs N` (a plain Python process per
   run), for `--suite-minutes`; the new run records are packed into suite-records.tar as they land, and the
   progress record (runs, wall times) is kept beside it.
+- tiny: the tiny preset's pretraining on the GPU, one process (steps/s against the suite's CPU runs), with a
+  checkpoint every 10 steps and a resume from it.
 - smoke: a paper-preset run (ucf101-r3d18, batch 64) on the synthetic set, decoded once into memory.
 - loader: the same preset reading the videos with 16 loader workers: the data-wait fraction.
 Each part writes its files as soon as it is done, so a run cut short still returns what it measured.
@@ -71,6 +73,9 @@ def main():
                       {k: r[k] for k in r if k.startswith('mlfo_') or k == 'bf16_speedup'}, flush=True)
             except Exception:
                 traceback.print_exc()
+    if 'tiny' in parts:
+        try: tiny_part(out, meta, dev)
+        except Exception: traceback.print_exc()
     if 'suite' in parts:
         run_suite_part(a, out, meta, cpu)
     if 'smoke' in parts or 'loader' in parts:
@@ -102,6 +107,28 @@ def main():
                 print(name, {k: rec[k] for k in ('steps', 'wall_s', 'samples_per_s_mean', 'data_wait_mean', 'first_loss', 'last_loss')}, flush=True)
             except Exception:
                 traceback.print_exc()
+
+
+def tiny_part(out: Path, meta: dict, dev: str):
+    "The tiny preset on a small synthetic set: train, checkpoint, resume; the step rate of one process."
+    from mlfo.synthetic import generate
+    from mlfo.pretrain import pretrain, read_metrics
+    root = Path('/tmp/mlfo-tiny-set')
+    generate(root, seed=0, kind='ucf', workers=os.cpu_count() or 2, progress=False,
+             size=32, frames=32, groups=8, clips=2, n_classes=4, shot_len=(8, 16))   # 64 videos: 2 steps of 32
+    over = [f'data.root={root}', 'out_dir=/tmp/mlfo-tiny-runs', 'name=tiny', f'device={dev}', 'optim.log_every=2',
+            'optim.ckpt_every=10']
+    t0 = time.time()
+    n = 40 if dev == 'cpu' else 200   # one step per epoch
+    pretrain(get_preset('tiny', *over, f'optim.epochs={n}'), resume=False, progress=False)
+    t1 = time.time()
+    s = pretrain(get_preset('tiny', *over, f'optim.epochs={n + 10}'), resume=True, progress=False)   # resumes from its last epoch
+    m = read_metrics(s['run_dir'])
+    steady = [r for r in m[len(m) // 4:] if 'samples_per_s' in r] or m
+    rec = {**meta, 'run': 'tiny', 'overrides': over, 'steps': s['step'], 'first_wall_s': t1 - t0, 'resume_wall_s': time.time() - t1,
+           'samples_per_s_mean': sum(r['samples_per_s'] for r in steady) / len(steady), 'last_loss': m[-1].get('loss')}
+    atomic_write_json(out / 'gpu-tiny.json', rec)
+    print('tiny:', {k: rec[k] for k in ('steps', 'first_wall_s', 'resume_wall_s', 'samples_per_s_mean', 'last_loss')}, flush=True)
 
 
 def run_suite_part(a, out: Path, meta: dict, cpu: bool):
