@@ -58,7 +58,8 @@ def _reevaluate(cfg, path: str, # committed checkpoint trained by `make results`
                 what: str, label: str, how: str, # its name, its row label and how it was trained (`{e}`: its epoch)
                 prefix: str, rows: dict, progress: bool) -> tuple:
     "Re-evaluate a committed checkpoint into `rows` (never trust its stored numbers); return (row key, note when missing, epoch)."
-    from mlfo.evaluate import evaluate, read_checkpoint
+    from mlfo.checkpoint import read_checkpoint
+    from mlfo.evaluate import evaluate
     if not Path(path).is_file():
         note = f'{what} {path} is missing: `make results` (or `mlfo results --only reference`) trains it'
         print(f'{prefix} {note}')

@@ -15,56 +15,15 @@ from torch import nn, Tensor
 from .core import (MLFOError, atomic_torch_save, atomic_write_json, device_info, file_fingerprint,
                        resolve_device, seed_everything)
 from .config import MLFOConfig
+from .checkpoint import load_backbone_weights, read_checkpoint
+
 
 # %% auto #0
-__all__ = ['read_checkpoint', 'load_backbone_weights', 'state_hash', 'build_eval_backbone', 'uniform_starts', 'clip_indices',
-           'to_input', 'denormalize', 'centre_crop', 'EvalClips', 'TrainClips', 'embed_clips', 'extract_features',
-           'stratified_holdout', 'video_probs', 'topk_accuracy', 'pair_accuracy', 'dataset_pairs', 'LinearHead',
-           'linear_optimizer', 'predict_features', 'train_linear_head', 'linear_probe', 'Classifier', 'predict_clips',
-           'finetune', 'video_embeddings', 'retrieval_recall', 'eval_datasets', 'eval_features', 'evaluate',
-           'train_supervised', 'main']
-
-# %% ../nbs/11_evaluate.ipynb #cd9ac399
-def _weights_of(obj: dict) -> dict:
-    "The backbone state dict inside a checkpoint dict, with `module.` (DDP), `_orig_mod.` (compile) and `backbone.` prefixes removed."
-    sd = obj.get('model', obj.get('state_dict', obj)) if isinstance(obj, dict) else obj
-    if not isinstance(sd, dict): raise MLFOError(f'expected a state dict, got {type(sd).__name__}')
-    for prefix in ('module.', '_orig_mod.'):
-        sd = {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in sd.items()}
-    if any(k.startswith('backbone.') for k in sd):
-        sd = {k[len('backbone.'):]: v for k, v in sd.items() if k.startswith('backbone.')}
-    return sd
-
-def read_checkpoint(path: str | Path, # a file written by torch.save
-                   ) -> dict:
-    "Load a checkpoint on the CPU, or raise `MLFOError` naming the file."
-    path = Path(path)
-    if not path.is_file(): raise MLFOError(f'{path}: checkpoint does not exist')
-    try: obj = torch.load(path, map_location='cpu', weights_only=False)
-    except Exception as e: raise MLFOError(f'{path}: not a readable torch checkpoint: {e}') from None
-    if not isinstance(obj, dict): raise MLFOError(f'{path}: expected a dict (checkpoint or state dict), got {type(obj).__name__}')
-    return obj
-
-def load_backbone_weights(backbone: nn.Module, # the module to fill
-                          checkpoint: str | Path | dict, # checkpoint file, checkpoint dict or state dict
-                          name: str | None = None, # how to name the checkpoint in errors
-                         ) -> nn.Module:
-    "Copy a checkpoint's backbone weights into `backbone`; `MLFOError` naming the first keys that do not fit."
-    name = name or (str(checkpoint) if isinstance(checkpoint, (str, Path)) else 'checkpoint')
-    obj = read_checkpoint(checkpoint) if isinstance(checkpoint, (str, Path)) else checkpoint
-    sd, own = _weights_of(obj), backbone.state_dict()
-    missing = [k for k in own if k not in sd]
-    unexpected = [k for k in sd if k not in own]
-    shapes = [f'{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}' for k in own
-              if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
-    if missing or unexpected or shapes:
-        parts = [f'{len(missing)} missing (e.g. {", ".join(missing[:3])})' if missing else '',
-                 f'{len(unexpected)} unexpected (e.g. {", ".join(unexpected[:3])})' if unexpected else '',
-                 f'{len(shapes)} of another shape (e.g. {"; ".join(shapes[:3])})' if shapes else '']
-        raise MLFOError(f'{name}: weights do not fit the {type(backbone).__name__} backbone: '
-                        + ', '.join(p for p in parts if p) + ' (another backbone or width? set model.backbone / model.width)')
-    backbone.load_state_dict(sd)
-    return backbone
+__all__ = ['state_hash', 'build_eval_backbone', 'uniform_starts', 'clip_indices', 'to_input', 'denormalize', 'centre_crop',
+           'EvalClips', 'TrainClips', 'embed_clips', 'extract_features', 'stratified_holdout', 'video_probs',
+           'topk_accuracy', 'pair_accuracy', 'dataset_pairs', 'LinearHead', 'linear_optimizer', 'predict_features',
+           'train_linear_head', 'linear_probe', 'Classifier', 'predict_clips', 'finetune', 'video_embeddings',
+           'retrieval_recall', 'eval_datasets', 'eval_features', 'evaluate', 'train_supervised', 'main']
 
 # %% ../nbs/11_evaluate.ipynb #cb8bf13c
 def state_hash(module: nn.Module) -> str:

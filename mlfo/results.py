@@ -14,22 +14,23 @@ import torch
 from .config import (ADDED_WITH_OBJECTIVE, OBJECTIVES, ConfigError, MLFOConfig, PRESETS, EvalConfig, apply_overrides, from_dict,
                          get_preset)
 from .core import MLFOError, atomic_write_bytes, atomic_write_json, atomic_write_text, device_info, file_fingerprint, git_commit
+from .checkpoint import export_checkpoint, load_mlfo, read_checkpoint
+
 
 # %% auto #0
 __all__ = ['SUITE_BUDGET', 'REFERENCE', 'SUPERVISED_REFERENCE', 'FIG3_K', 'FIG3_E', 'CONSTRAINTS', 'TEMPORALS',
            'TABLE3_BACKBONES', 'BACKBONES', 'DATASETS', 'EVAL_SETS', 'PROTOCOLS', 'INITS', 'DEFAULT_EVAL',
-           'BOOKKEEPING', 'ADDED_LATER', 'EXPORT_PARTS', 'ARTEFACTS', 'BACKBONE_NAMES', 'TEMPORAL_NAMES',
-           'CONSTRAINT_NAMES', 'PAPER', 'CAPTIONS', 'SYNTHETIC_NOTE', 'LOSS_TERMS', 'FIGURE5_ROWS', 'LEVELS',
-           'TERM_NAMES', 'SUITE_ORDER', 'Budget', 'constraint_name', 'run_config', 'pretrain_key', 'work_folder',
-           'run_key', 'run_label', 'data_fingerprint', 'ensure_data', 'find_record', 'read_records',
-           'export_checkpoint', 'check_export', 'RunInterrupted', 'run_ablation', 'RunSpec', 'suite_runs', 'eval_sets',
-           'repo_root', 'at_repo_root', 'ensure_kernel', 'notebook_params', 'execute_run', 'run_suite', 'Row', 'metric',
-           'cell_values', 'artefact_table', 'markdown_table', 'missing_runs', 'write_table', 'table_rows', 'describe',
-           'output_name', 'table_header', 'make_table', 'loss_terms', 'make_loss_table', 'sweep_frame',
-           'figure3_floors', 'figure3', 'load_mlfo', 'split_embeddings', 'neighbour_agreement', 'figure5_inputs',
-           'make_figure3', 'describe_short', 'make_figure4', 'make_figure5', 'term_name', 'pretrain_curves',
-           'benchmark_records', 'budget_curve', 'acceptance', 'pretrain_commands', 'suite', 'render_artefact',
-           'estimate_runs', 'estimate_text', 'main']
+           'BOOKKEEPING', 'ADDED_LATER', 'ARTEFACTS', 'BACKBONE_NAMES', 'TEMPORAL_NAMES', 'CONSTRAINT_NAMES', 'PAPER',
+           'CAPTIONS', 'SYNTHETIC_NOTE', 'LOSS_TERMS', 'FIGURE5_ROWS', 'LEVELS', 'TERM_NAMES', 'SUITE_ORDER', 'Budget',
+           'constraint_name', 'run_config', 'pretrain_key', 'work_folder', 'run_key', 'run_label', 'data_fingerprint',
+           'ensure_data', 'find_record', 'read_records', 'check_export', 'RunInterrupted', 'run_ablation', 'RunSpec',
+           'suite_runs', 'eval_sets', 'repo_root', 'at_repo_root', 'ensure_kernel', 'notebook_params', 'execute_run',
+           'run_suite', 'Row', 'metric', 'cell_values', 'artefact_table', 'markdown_table', 'missing_runs',
+           'write_table', 'table_rows', 'describe', 'output_name', 'table_header', 'make_table', 'loss_terms',
+           'make_loss_table', 'sweep_frame', 'figure3_floors', 'figure3', 'split_embeddings', 'neighbour_agreement',
+           'figure5_inputs', 'make_figure3', 'describe_short', 'make_figure4', 'make_figure5', 'term_name',
+           'pretrain_curves', 'benchmark_records', 'budget_curve', 'acceptance', 'pretrain_commands', 'suite',
+           'render_artefact', 'estimate_runs', 'estimate_text', 'main']
 
 # %% ../nbs/15_results.ipynb #f0602360
 @dataclass(frozen=True)
@@ -230,28 +231,9 @@ def read_records(out: str | Path = 'results/runs') -> dict[str, dict]:
     return recs
 
 # %% ../nbs/15_results.ipynb #b2473aa6
-EXPORT_PARTS = ('backbone', 'ins_head', 'proto_head', 'prototypes')  # what evaluation and Figure 4 need
-
-def export_checkpoint(src: str | Path, # a pretraining checkpoint (`mlfo.pretrain`)
-                      dest: str | Path, # the small file to write
-                      parts: Sequence[str] = EXPORT_PARTS, # top-level modules kept
-                      half: bool = True, # store floating tensors as float16
-                     ) -> Path:
-    "Write the parts of a checkpoint that evaluation and the figures need (no optimiser, queue or temporal heads)."
-    from mlfo.core import atomic_torch_save
-    from mlfo.evaluate import read_checkpoint
-    obj = read_checkpoint(src)
-    sd = {k: (v.half() if half and v.is_floating_point() else v).clone() for k, v in obj['model'].items()
-          if k.split('.')[0] in parts}
-    if not any(k.startswith('backbone.') for k in sd): raise MLFOError(f'{src}: no backbone weights to export')
-    return atomic_torch_save({'config': obj['config'], 'model': sd, 'epoch': obj.get('epoch'), 'step': obj.get('step'),
-                              'commit': obj.get('commit'), 'exported_from': str(src), 'parts': list(parts),
-                              'dtype': 'float16' if half else 'float32'}, dest)
-
 def check_export(path: str | Path, # an exported checkpoint (`REFERENCE`, `SUPERVISED_REFERENCE`) with its run record beside it
                 ) -> dict | None:
     "The record of the run that wrote `path` (the `.json` beside it), after checking the file is still that run's; None without one."
-    from mlfo.evaluate import read_checkpoint
     path = Path(path); side = path.with_suffix('.json')
     if not side.exists(): return None
     try: rec = json.loads(side.read_text())
@@ -284,7 +266,6 @@ def _finished_pretraining(run_dir: Path) -> dict | None:
 
 def _use_pretrained(path: str | Path, cfg: MLFOConfig) -> dict:
     "The summary of a finished pretraining given by the user; `MLFOError` unless its config is the run's."
-    from mlfo.evaluate import read_checkpoint
     from mlfo.config import config_diff
     path = Path(path)
     if path.is_dir():
@@ -969,23 +950,6 @@ def figure3(specs: Sequence[RunSpec], records: dict, paths: dict,
     return fig, pd.concat(data, ignore_index=True)
 
 # %% ../nbs/15_results.ipynb #94972569
-def load_mlfo(checkpoint: str | Path, # a pretraining or exported checkpoint
-             ):
-    "An MLFO model (eval mode) with the backbone and high-level heads of `checkpoint`; returns (config, model)."
-    from mlfo.evaluate import read_checkpoint
-    from mlfo.model import MLFO
-    obj = read_checkpoint(checkpoint)
-    if 'config' not in obj: raise MLFOError(f'{checkpoint}: no config inside; not an mlfo checkpoint')
-    cfg = from_dict(obj['config'])
-    model = MLFO(cfg)
-    sd = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in obj['model'].items()}
-    own = model.state_dict()
-    need = [k for k in own if k.split('.')[0] in EXPORT_PARTS]
-    missing = [k for k in need if k not in sd]
-    if missing: raise MLFOError(f'{checkpoint}: lacks {len(missing)} weights of {", ".join(EXPORT_PARTS)} (e.g. {missing[0]})')
-    model.load_state_dict({k: sd[k].to(own[k].dtype) for k in need}, strict=False)
-    return cfg, model.eval()
-
 @torch.no_grad()
 def split_embeddings(model, # from `load_mlfo`
                     cfg: MLFOConfig, # eval.dataset, eval.root, data clip settings
@@ -1079,7 +1043,6 @@ def make_figure4(checkpoint: str | Path = REFERENCE, # pretraining or exported c
     return figs, info
 
 def _epoch_of(checkpoint) -> int | None:
-    from mlfo.evaluate import read_checkpoint
     return read_checkpoint(checkpoint).get('epoch')
 
 FIGURE5_ROWS = {'ours': 'ours: feature-level temporal modelling (NTM, reversed feature maps as negatives)',

@@ -9,7 +9,8 @@ import torch
 from filelock import FileLock
 
 from mlfo.config import get_preset
-from mlfo.pretrain import Checkpointer, NonFiniteLoss, SeededItems, pretrain, read_metrics
+from mlfo.checkpoint import Checkpointer
+from mlfo.pretrain import NonFiniteLoss, SeededItems, pretrain, read_metrics
 
 # 4 classes x 4 groups x 2 clips, 32 frames of 32x32; split 1 holds out group 1: 24 training videos
 SYNTH = dict(size=32, frames=32, groups=4, clips=2, n_classes=4, shot_len=(8, 16))
