@@ -51,6 +51,7 @@ RESULTS_MARKER = '<!-- results -->'  # the line of nbs/index.ipynb that `results
 RESULT_ROWS = (  # the index's results table: a row's name and its run record (a key in results/runs/, or a reference's record)
     ('random initialisation (the floor)', 'e2cf551dcf47'),
     ("MLFO, the authors' objective (the reference run)", 'results/reference/mlfo-tiny-reference.json'),
+    ("MLFO, the authors' objective (Table 2's run, per-sample augmentation)", 'fb74b33bfcfc'),
     ("MLFO, the paper's printed equations (Table 2's run, per-sample augmentation)", 'b2a80069ce91'),
     ('MLFO, the legacy objective', '084a26f05179'),
     ('supervised from scratch (the ceiling)', 'results/reference/supervised-tiny-reference.json'))
