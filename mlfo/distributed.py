@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['is_dist', 'get_rank', 'get_world_size', 'is_main', 'all_gather_grad', 'all_gather', 'all_gather_local_grad',
-           'all_reduce_sum', 'rank_slice', 'free_port', 'spawn']
+           'all_reduce_sum', 'rank_slice', 'free_port', 'spawn', 'all_reduce_min', 'all_gather_object', 'shutdown',
+           'setup_distributed', 'GlobalBatchNorm', 'sync_batchnorm']
 
 # %% ../nbs/02_distributed.ipynb #0cce74c2
 import os, socket, tempfile
@@ -12,6 +13,10 @@ from typing import Callable
 
 import torch
 import torch.distributed as dist
+from torch import nn
+
+from .config import MLFOConfig
+from .core import resolve_device
 
 # %% ../nbs/02_distributed.ipynb #8b67f8ca
 def is_dist() -> bool:
@@ -117,3 +122,77 @@ def _check_gather_worker(rank, world_size, full):
     y = rank_slice(full, rank, world_size).clone().requires_grad_(True)
     (all_gather_local_grad(y).sin() * torch.arange(1., g.shape[0] + 1)[:, None]).sum().backward()
     return g.detach(), x.grad, all_reduce_sum(torch.tensor([float(rank + 1)])), y.grad
+
+# %% ../nbs/02_distributed.ipynb #12db2779
+def all_reduce_min(x: torch.Tensor) -> torch.Tensor:
+    "The element-wise minimum over processes, in place (`x` itself without a process group)."
+    if is_dist(): dist.all_reduce(x, op=dist.ReduceOp.MIN)
+    return x
+
+def all_gather_object(obj) -> list:
+    "Every process's `obj` (any picklable value), in rank order; `[obj]` without a process group."
+    if not is_dist(): return [obj]
+    out = [None] * get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+def shutdown() -> None:
+    "Destroy the process group, if there is one."
+    if is_dist(): dist.destroy_process_group()
+
+# %% ../nbs/02_distributed.ipynb #80e1f683
+def setup_distributed(cfg: MLFOConfig) -> torch.device:
+    "Initialise the process group when launched by torchrun; return this process's device."
+    world = int(os.environ.get('WORLD_SIZE', '1'))
+    local = int(os.environ.get('LOCAL_RANK', '0'))
+    device = resolve_device(cfg.device, local)
+    if device.type == 'cuda': torch.cuda.set_device(device)
+    if world > 1 and not is_dist():
+        backend = cfg.dist.backend if cfg.dist.backend != 'auto' else ('nccl' if device.type == 'cuda' else 'gloo')
+        dist.init_process_group(backend)
+    return device
+
+# %% ../nbs/02_distributed.ipynb #9ab43010
+class _SumOverRanks(torch.autograd.Function):
+    "Sum over processes whose backward sums the gradients over processes too."
+    @staticmethod
+    def forward(ctx, x): return all_reduce_sum(x)
+    @staticmethod
+    def backward(ctx, grad): return all_reduce_sum(grad.contiguous())
+
+class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
+    "Batch norm with training statistics over every process's batch, on any device and backend."
+    def _check_input_dim(self, x):
+        if x.dim() < 2: raise ValueError(f'GlobalBatchNorm: expected at least 2D input, got {x.dim()}D')
+
+    def forward(self, x: torch.Tensor, # (B, C, ...) this process's rows
+               ) -> torch.Tensor:      # (B, C, ...) normalised with the global batch's statistics
+        if not (self.training and get_world_size() > 1): return super().forward(x)
+        all_reduce = _SumOverRanks.apply
+        dims = [0, *range(2, x.dim())]                              # every axis but the channels
+        shape = [1, -1] + [1] * (x.dim() - 2)                       # (1, C, 1, ...) to broadcast a (C,) vector
+        n = all_reduce_sum(x.new_tensor(float(x.numel() // x.shape[1])))  # values per channel, all ranks
+        mean = all_reduce(x.sum(dims)) / n                          # (C,)
+        centred = x - mean.view(shape)
+        var = all_reduce(centred.pow(2).sum(dims)) / n              # (C,) biased, as batch norm normalises
+        y = centred * torch.rsqrt(var + self.eps).view(shape)
+        if self.affine: y = y * self.weight.view(shape) + self.bias.view(shape)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.lerp_(mean.detach(), m)
+                self.running_var.lerp_(var.detach() * n / (n - 1), m)   # unbiased, as batch norm keeps
+        return y
+
+def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
+    "Batch norm layers of `model` synchronised over processes: `nn.SyncBatchNorm` on GPU, `GlobalBatchNorm` elsewhere."
+    if device.type == 'cuda': return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    def convert(m):
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not isinstance(m, GlobalBatchNorm):
+            g = GlobalBatchNorm(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats)
+            g.load_state_dict(m.state_dict())   # same keys: checkpoints stay interchangeable
+            return g.to(device)
+        for name, child in m.named_children(): setattr(m, name, convert(child))
+        return m
+    return convert(model)

@@ -4,8 +4,8 @@
 
 # %% auto #0
 __all__ = ['MODEL_HOOKS', 'stage_of', 'lr_factor', 'ResumableBatchSampler', 'rng_fork', 'SeededItems', 'MetricLog',
-           'read_metrics', 'setup_distributed', 'GlobalBatchNorm', 'sync_batchnorm', 'bf16_conv_check', 'precision',
-           'NonFiniteLoss', 'RunFolderLock', 'check_writable', 'LossMeter', 'pretrain', 'plot_metrics', 'main']
+           'read_metrics', 'bf16_conv_check', 'precision', 'NonFiniteLoss', 'RunFolderLock', 'check_writable',
+           'LossMeter', 'pretrain', 'plot_metrics', 'main']
 
 # %% ../nbs/10_pretrain.ipynb #08d4a511
 import contextlib, json, math, os, random, re, signal, sys, time, warnings
@@ -14,12 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from .config import ConfigError, MLFOConfig, config_diff, from_dict
 from .core import (MLFOError, atomic_write_json, device_info, git_commit, input_checks, io_error,
-                       resolve_device, rng_state,
+                       rng_state,
                        seed_everything, set_rng_state)
 from . import distributed as D
 from .augment import view_seeds
@@ -141,63 +140,6 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     "The metric records of a run (lines that do not parse are left out)."
     p = Path(run_dir) / 'metrics.jsonl'
     return _json_lines(p)[0] if p.exists() else []
-
-# %% ../nbs/10_pretrain.ipynb #80e1f683
-def setup_distributed(cfg: MLFOConfig) -> torch.device:
-    "Initialise the process group when launched by torchrun; return this process's device."
-    world = int(os.environ.get('WORLD_SIZE', '1'))
-    local = int(os.environ.get('LOCAL_RANK', '0'))
-    device = resolve_device(cfg.device, local)
-    if device.type == 'cuda': torch.cuda.set_device(device)
-    if world > 1 and not D.is_dist():
-        backend = cfg.dist.backend if cfg.dist.backend != 'auto' else ('nccl' if device.type == 'cuda' else 'gloo')
-        dist.init_process_group(backend)
-    return device
-
-# %% ../nbs/10_pretrain.ipynb #9ab43010
-class _SumOverRanks(torch.autograd.Function):
-    "Sum over processes whose backward sums the gradients over processes too."
-    @staticmethod
-    def forward(ctx, x): return D.all_reduce_sum(x)
-    @staticmethod
-    def backward(ctx, grad): return D.all_reduce_sum(grad.contiguous())
-
-class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
-    "Batch norm with training statistics over every process's batch, on any device and backend."
-    def _check_input_dim(self, x):
-        if x.dim() < 2: raise ValueError(f'GlobalBatchNorm: expected at least 2D input, got {x.dim()}D')
-
-    def forward(self, x: torch.Tensor, # (B, C, ...) this process's rows
-               ) -> torch.Tensor:      # (B, C, ...) normalised with the global batch's statistics
-        if not (self.training and D.get_world_size() > 1): return super().forward(x)
-        all_reduce = _SumOverRanks.apply
-        dims = [0, *range(2, x.dim())]                              # every axis but the channels
-        shape = [1, -1] + [1] * (x.dim() - 2)                       # (1, C, 1, ...) to broadcast a (C,) vector
-        n = D.all_reduce_sum(x.new_tensor(float(x.numel() // x.shape[1])))  # values per channel, all ranks
-        mean = all_reduce(x.sum(dims)) / n                          # (C,)
-        centred = x - mean.view(shape)
-        var = all_reduce(centred.pow(2).sum(dims)) / n              # (C,) biased, as batch norm normalises
-        y = centred * torch.rsqrt(var + self.eps).view(shape)
-        if self.affine: y = y * self.weight.view(shape) + self.bias.view(shape)
-        if self.track_running_stats:
-            with torch.no_grad():
-                self.num_batches_tracked.add_(1)
-                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
-                self.running_mean.lerp_(mean.detach(), m)
-                self.running_var.lerp_(var.detach() * n / (n - 1), m)   # unbiased, as batch norm keeps
-        return y
-
-def sync_batchnorm(model: nn.Module, device: torch.device) -> nn.Module:
-    "Batch norm layers of `model` synchronised over processes: `nn.SyncBatchNorm` on GPU, `GlobalBatchNorm` elsewhere."
-    if device.type == 'cuda': return nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    def convert(m):
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not isinstance(m, GlobalBatchNorm):
-            g = GlobalBatchNorm(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats)
-            g.load_state_dict(m.state_dict())   # same keys: checkpoints stay interchangeable
-            return g.to(device)
-        for name, child in m.named_children(): setattr(m, name, convert(child))
-        return m
-    return convert(model)
 
 # %% ../nbs/10_pretrain.ipynb #960f7a6d
 def _default_data(cfg: MLFOConfig):
@@ -404,7 +346,7 @@ def _build_model(cfg: MLFOConfig, model: nn.Module | None, device: torch.device)
     if missing := [h for h in MODEL_HOOKS if not callable(getattr(core, h, None))]:
         raise MLFOError(f'model {type(core).__name__}: has no {", ".join(missing)} (the loop calls them; `ToyModel` shows no-ops)')
     world = D.get_world_size()
-    if world > 1 and cfg.dist.sync_bn: core = sync_batchnorm(core, device)
+    if world > 1 and cfg.dist.sync_bn: core = D.sync_batchnorm(core, device)
     amp, channels_last = precision(device, cfg.optim)
     if channels_last: core = core.to(memory_format=torch.channels_last_3d)
     # the first stage leaves the lower levels' graph heads unused
@@ -460,7 +402,7 @@ class LossMeter:
             means = D.all_reduce_sum(means) / self.world
             never = torch.iinfo(firsts.dtype).max
             firsts = torch.where(firsts < 0, never, firsts)
-            dist.all_reduce(firsts, op=dist.ReduceOp.MIN)                 # the earliest step on any process
+            firsts = D.all_reduce_min(firsts)                             # the earliest step on any process
             firsts = torch.where(firsts == never, -1, firsts)
         bad = {k: at for k, at in zip(names, firsts.tolist(), strict=True) if at >= 0}
         if bad:   # name a term rather than the total when both broke at the same step
@@ -485,7 +427,7 @@ class _Saver:
     def due(self) -> bool: return 0 < self.cfg.optim.checkpoint_minutes * 60 <= time.monotonic() - self.saved_at
 
     def save(self, epoch: int, step: int, batch_in_epoch: int):
-        core, opt, world = self.core, self.opt, D.get_world_size()
+        core, opt = self.core, self.opt
         weights = {k: v for k, v in core.state_dict().items() if v.is_floating_point()}
         moments = {f'{k} of {name}': v for name, p in core.named_parameters()   # Adam's exp_avg, exp_avg_sq
                    for k, v in opt.state.get(p, {}).items() if torch.is_tensor(v) and v.is_floating_point()}
@@ -495,9 +437,7 @@ class _Saver:
                 broken = [k for k, v in tensors.items() if not torch.isfinite(v).all()]
                 if broken: raise NonFiniteLoss(f'non-finite {what} ({", ".join(broken[:3])}{", ..." if len(broken) > 3 else ""}) '
                                                f'after step {step - 1} (epoch {epoch}); {self.last_good()}')
-        rngs = [None] * world
-        if world > 1: dist.all_gather_object(rngs, rng_state())
-        else: rngs = [rng_state()]
+        rngs = D.all_gather_object(rng_state())                          # every process's, in rank order
         if D.get_rank() == 0:
             self.ckpt.save({'config': self.cfg.to_dict(), 'model': core.state_dict(), 'optimizer': opt.state_dict(),
                             'scheduler': self.sched.state_dict(), 'epoch': epoch, 'step': step, 'batch_in_epoch': batch_in_epoch,
@@ -544,7 +484,7 @@ def pretrain(cfg: MLFOConfig, # the run's config (validated)
     "Self-supervised pretraining; returns a summary with the run folder and the final losses."
     cfg.validate()
     # --- processes and device
-    device = setup_distributed(cfg)
+    device = D.setup_distributed(cfg)
     rank = D.get_rank()
     seed_everything(cfg.seed + rank)
     run_dir = Path(cfg.out_dir) / cfg.name
@@ -669,7 +609,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = pretrain(cfg, resume=not a.no_resume, allow_config_change=a.allow_config_change, max_epochs=a.max_epochs,
                            after_epoch=_kill_after_epoch(os.environ.get('MLFO_DEBUG_KILL_AFTER_EPOCH')))
     if D.is_main(): print(json.dumps({k: summary[k] for k in ('run_dir', 'status', 'epoch', 'step', 'checkpoint')}))
-    if D.is_dist(): dist.destroy_process_group()
+    D.shutdown()
     return 0
 
 # %% ../nbs/10_pretrain.ipynb #e65d181e

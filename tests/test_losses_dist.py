@@ -108,7 +108,7 @@ def mlfo_steps(rank, world, overrides, steps=2, n=8):
     and Adam turns any such difference in a near-zero gradient into a full step."""
     from mlfo.config import apply_overrides, get_preset
     from mlfo.model import MLFO
-    from mlfo.pretrain import sync_batchnorm
+    from mlfo.distributed import sync_batchnorm
     dtype = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
