@@ -9,6 +9,8 @@ Parts (`--parts`, in this order):
   progress record (runs, wall times) is kept beside it.
 - tiny: the tiny preset's pretraining on the GPU, one process (steps/s against the suite's CPU runs), with a
   checkpoint every 10 steps and a resume from it.
+- profile: torch.profiler's top operations of one tiny-preset MLFO step and of one per-sample augmentation of a
+  32-clip view (what the tiny preset's training does per view), with the launch counts: gpu-profile.json/.txt.
 - smoke: a paper-preset run (ucf101-r3d18, batch 64) on the synthetic set, decoded once into memory.
 - loader: the same preset reading the videos with 16 loader workers: the data-wait fraction.
 Each part writes its files as soon as it is done, so a run cut short still returns what it measured.
@@ -73,6 +75,9 @@ def main():
                       {k: r[k] for k in r if k.startswith('mlfo_') or k == 'bf16_speedup'}, flush=True)
             except Exception:
                 traceback.print_exc()
+    if 'profile' in parts:
+        try: profile_part(out, meta, dev)
+        except Exception: traceback.print_exc()
     if 'tiny' in parts:
         try: tiny_part(out, meta, dev)
         except Exception: traceback.print_exc()
@@ -107,6 +112,45 @@ def main():
                 print(name, {k: rec[k] for k in ('steps', 'wall_s', 'samples_per_s_mean', 'data_wait_mean', 'first_loss', 'last_loss')}, flush=True)
             except Exception:
                 traceback.print_exc()
+
+
+def profile_part(out: Path, meta: dict, dev: str, top: int = 25):
+    "Where a tiny step's time goes: the model step on random clips, and the per-sample augmentation of one view."
+    from torch.profiler import ProfilerActivity, profile
+    from mlfo.augment import BatchAugment
+    from mlfo.benchmark import make_step, random_views
+    cfg = get_preset('tiny')
+    device = torch.device(dev)
+    step, _ = make_step(cfg, 'mlfo', device)
+    views = random_views(cfg.optim.batch_size, cfg.data.clip_len, cfg.data.size, device)
+    aug = BatchAugment.from_config(cfg.data).to(device)
+    clips = torch.randint(0, 256, (cfg.optim.batch_size, cfg.data.clip_len, 40, 40, 3), dtype=torch.uint8, device=device)
+    seeds = list(range(cfg.optim.batch_size))
+    work = {'mlfo_step': lambda: step(views), 'augment_view': lambda: aug(clips, seeds=seeds)}
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == 'cuda' else [])
+    rec, text = {**meta, 'preset': 'tiny', 'batch': cfg.optim.batch_size}, []
+    for name, fn in work.items():
+        for _ in range(3): fn()   # warm-up (cuDNN autotuning, caches)
+        if device.type == 'cuda': torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        with profile(activities=acts) as prof:
+            for _ in range(3): fn()
+            if device.type == 'cuda': torch.cuda.synchronize()
+        wall = (time.perf_counter() - t0) / 3
+        events = prof.key_averages()
+        launches = sum(e.count for e in events if e.key in ('cudaLaunchKernel', 'cuLaunchKernel', 'cudaLaunchKernelExC')) / 3
+        sort = 'self_cuda_time_total' if device.type == 'cuda' else 'self_cpu_time_total'
+        rec[name] = {'wall_s_per_call': wall, 'kernel_launches_per_call': launches,
+                     'top': [{'op': e.key, 'calls': e.count / 3,
+                              'self_cpu_ms': e.self_cpu_time_total / 3e3,
+                              'self_device_ms': getattr(e, 'self_device_time_total', 0) / 3e3}
+                             for e in sorted(events, key=lambda e: -getattr(e, sort.replace('cuda', 'device'), getattr(e, sort, 0)))[:top]]}
+        try: table = events.table(sort_by=sort, row_limit=top)
+        except Exception: table = events.table(sort_by='self_cpu_time_total', row_limit=top)   # a build that names the column otherwise
+        text.append(f'== {name}: {wall * 1e3:.1f} ms a call, {launches:.0f} kernel launches\n' + table)
+        print(f'profile {name}: {wall * 1e3:.1f} ms a call, {launches:.0f} kernel launches', flush=True)
+    atomic_write_json(out / 'gpu-profile.json', rec)
+    (out / 'gpu-profile.txt').write_text('\n\n'.join(text))
 
 
 def tiny_part(out: Path, meta: dict, dev: str):
