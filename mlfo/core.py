@@ -95,16 +95,15 @@ def _package_root() -> Path:
 
 def git_commit(repo: str | Path | None = None) -> str:
     "$MLFO_COMMIT when set (a copy of the tree, e.g. on a GPU node: the commit it was made from), else the current git commit of `repo` (default: this package's checkout), `-dirty` when modified, or 'unknown'."
-    unknown = os.environ.get('MLFO_COMMIT') or 'unknown'
-    if unknown != 'unknown': return unknown
+    if commit := os.environ.get('MLFO_COMMIT'): return commit
     repo = Path(repo) if repo else _package_root()
     try:
         sha = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=repo, capture_output=True, text=True, timeout=10)
-        if sha.returncode: return unknown
+        if sha.returncode: return 'unknown'
         dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=repo,
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return sha.stdout.strip() + ('-dirty' if dirty else '')
-    except (OSError, subprocess.SubprocessError): return unknown
+    except (OSError, subprocess.SubprocessError): return 'unknown'
 
 def check_device(device: torch.device) -> torch.device:
     "`device`, or `MLFOError` in one line when it names a GPU this machine does not have."

@@ -505,6 +505,10 @@ def execute_run(spec: RunSpec, # the run
     log.parent.mkdir(parents=True, exist_ok=True)
     pm.execute_notebook(str(root / 'nbs' / 'run_ablation.ipynb'), str(log), parameters=notebook_params(spec.params, Path(out).resolve()),
                         kernel_name=ensure_kernel(), cwd=str(Path.cwd()), progress_bar=False)
+    return _record_of(out, key, log)
+
+def _record_of(out, key: str, log: Path) -> dict:
+    "The record a finished run wrote under `out`, with its path; `MLFOError` naming the run's log when there is none."
     found = find_record(out, key)
     if found is None: raise MLFOError(f'run {key} finished without writing a record (see {log})')
     return json.loads(found.read_text()) | {'path': str(found)}
@@ -521,9 +525,7 @@ def _run_in_process(spec: RunSpec, out, log_dir) -> dict:
     last = ([ln for ln in log.read_text(errors='replace').splitlines() if ln.strip()] or [f'exit status {rc}'])[-1]
     if rc in (130, -2, -15): raise RunInterrupted(f'{last} (see {log})')
     if rc != 0: raise MLFOError(f'{last} (see {log})')
-    found = find_record(out, key)
-    if found is None: raise MLFOError(f'run {key} finished without writing a record (see {log})')
-    return json.loads(found.read_text()) | {'path': str(found)}
+    return _record_of(out, key, log)
 
 # %% ../nbs/15_results.ipynb #2f32dd63
 def _unique(specs: Sequence[RunSpec]) -> list[tuple[str, RunSpec, list[str]]]:

@@ -5,11 +5,17 @@ For machines that have PyTorch but not the notebook stack, such as a GPU node:
 and so are cells carrying a test flag of settings.ini (`slow`, `cuda`, ...) unless `--flags` names it;
 lines that import nbdev are left out and `show_doc` does nothing. Exit status 1 at the first failing cell.
 """
-import argparse, json, sys, time, traceback
+import argparse, configparser, json, sys, time, traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_FLAGS = ('notest', 'slow', 'cuda')   # tst_flags of settings.ini
+
+
+def test_flags() -> tuple[str, ...]:
+    "The test flags of settings.ini (`tst_flags`): cells carrying one run only when asked for."
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / 'settings.ini')
+    return tuple(cfg['DEFAULT'].get('tst_flags', '').split())
 
 
 def directives(src: str) -> dict:
@@ -27,11 +33,11 @@ def directives(src: str) -> dict:
 def run(nb_path: str | Path, flags=(), verbose: bool = False) -> int:
     cells = [c for c in json.loads(Path(nb_path).read_text())['cells'] if c['cell_type'] == 'code']
     ns = {'__name__': '__main__', 'show_doc': lambda *a, **k: None}
-    ran = 0
+    ran, skip_flags = 0, test_flags()
     for i, c in enumerate(cells):
         src = ''.join(c['source'])
         d = directives(src)
-        if d.get('eval') == 'false' or any(d.get(f) for f in TEST_FLAGS if f not in flags): continue
+        if d.get('eval') == 'false' or any(d.get(f) for f in skip_flags if f not in flags): continue
         code = '\n'.join(ln for ln in src.splitlines() if not ln.lstrip().startswith(('%', '!', 'from nbdev', 'import nbdev')))
         t0 = time.time()
         try: exec(compile(code, f'{Path(nb_path).name}[{i}]', 'exec'), ns)
