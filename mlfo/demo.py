@@ -64,9 +64,9 @@ def _reevaluate(cfg, path: str, # committed checkpoint trained by `make results`
         note = f'{what} {path} is missing: `make results` (or `mlfo results --only reference`) trains it'
         print(f'{prefix} {note}')
         return None, note, None
-    from mlfo.results import check_export
+    from mlfo.runs import check_export
     rec = check_export(path)  # an error when the file is no longer the one its run record beside it describes
-    from mlfo.results import data_fingerprint
+    from mlfo.runs import data_fingerprint
     made_on = ((rec or {}).get('data_fingerprint') or {}).get('eval', {}).get('synthetic')
     here = data_fingerprint(cfg.eval.root) if made_on else None
     if made_on and here and made_on != here:  # e.g. a checkpoint trained on benchmark v1: its training videos are in v2's test split
@@ -153,6 +153,6 @@ def main_demo(argv: list[str] | None = None) -> int:
     return 0
 
 def main_results(argv: list[str] | None = None) -> int:
-    "`mlfo results`: the embedded results suite (tables 1-4, figures 3-5; `mlfo.results.main`)."
-    from mlfo.results import main
+    "`mlfo results`: the embedded results suite (tables 1-4, figures 3-5; `mlfo.suite.main`)."
+    from mlfo.suite import main
     return main(argv)

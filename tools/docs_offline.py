@@ -118,7 +118,7 @@ ARTEFACT_PAGES = {  # notebook -> the file-name prefixes of its generated output
     'table1_action_recognition.ipynb': ['table1_action_recognition'], 'table2_constraints.ipynb': ['table2_constraints'],
     'table3_temporal.ipynb': ['table3_temporal'], 'table4_retrieval.ipynb': ['table4_retrieval'],
     'figure3_k_and_e.ipynb': ['figure3_k_and_e'], 'figure4_neighbours.ipynb': ['figure4_neighbours'],
-    'figure5_temporal_cam.ipynb': ['figure5_temporal_cam'], '15_results.ipynb': ['pretrain_curves']}
+    'figure5_temporal_cam.ipynb': ['figure5_temporal_cam'], '15c_report.ipynb': ['pretrain_curves']}
 CSS = """
 body { margin: 0; font: 16px/1.55 system-ui, -apple-system, 'Segoe UI', 'DejaVu Sans', sans-serif; color: #212529; }
 a { color: #2780e3; text-decoration: none; } a:hover { text-decoration: underline; }
