@@ -17,8 +17,8 @@ from .runs import (BOOKKEEPING, CONSTRAINTS, DATASETS, DEFAULT_EVAL, FIG3_E, FIG
 
 # %% auto #0
 __all__ = ['ARTEFACTS', 'BACKBONE_NAMES', 'TEMPORAL_NAMES', 'CONSTRAINT_NAMES', 'SUITE_ORDER', 'RunSpec', 'suite_runs',
-           'eval_sets', 'repo_root', 'at_repo_root', 'ensure_kernel', 'notebook_params', 'execute_run', 'run_suite',
-           'pretrain_commands', 'suite', 'render_artefact', 'estimate_runs', 'estimate_text', 'main']
+           'eval_sets', 'repo_root', 'at_repo_root', 'ensure_kernel', 'notebook_params', 'execute_run', 'SuiteProgress',
+           'run_suite', 'pretrain_commands', 'suite', 'render_artefact', 'estimate_runs', 'estimate_text', 'main']
 
 # %% ../nbs/15b_suite.ipynb #588d84c5
 @dataclass(frozen=True)
@@ -188,6 +188,104 @@ def _groups(runs: Sequence[tuple[str, RunSpec, list[str]]]) -> list[list[int]]:
         by.setdefault(str(work_folder(cfg, key, init)), []).append(i)
     return list(by.values())
 
+def _recorded(out, key: str, spec: RunSpec) -> Path | None:
+    "The run's record, if it exists (and, for a run that needs its checkpoint, if that still exists)."
+    rec = find_record(out, key)
+    if rec is not None and spec.params.get('require_checkpoint'):
+        ck = (json.loads(rec.read_text()).get('pretrain') or {}).get('checkpoint')
+        if not (ck and Path(ck).exists()): return None
+    return rec
+
+class SuiteProgress:
+    "The suite's progress record (`results/progress.json`): runs done, failed, running and left; written at every change."
+    def __init__(self, runs, # `_unique` output
+                 specs: Sequence[RunSpec], out, progress_file, jobs: int):
+        self.t0, self.file, self.jobs, self.lock = time.time(), progress_file, jobs, threading.RLock()
+        self.state = {'started': time.strftime('%Y-%m-%dT%H:%M:%S'), 'updated': None, 'artefacts': sorted({s.artefact for s in specs}),
+                      'total': len(runs), 'done': 0, 'failed': 0, 'todo': 0, 'launched': 0, 'jobs': jobs, 'elapsed_s': 0.0,
+                      'mean_run_s': None, 'eta_s': None, 'current': None, 'running': [], 'stopped': None, 'runs': []}
+        for key, spec, arts in runs:
+            rec = _recorded(out, key, spec)
+            self.state['runs'].append({'key': key, 'label': spec.label(), 'artefacts': arts, 'status': 'done' if rec else 'todo',
+                                       'record': str(rec) if rec else None, 'wall_s': None, 'error': None})
+
+    def save(self):
+        with self.lock:
+            state, entries = self.state, self.state['runs']
+            state.update(updated=time.strftime('%Y-%m-%dT%H:%M:%S'), elapsed_s=round(time.time() - self.t0, 1),
+                         done=sum(r['status'] == 'done' for r in entries), failed=sum(r['status'] == 'failed' for r in entries),
+                         todo=sum(r['status'] in ('todo', 'running') for r in entries))
+            walls = [r['wall_s'] for r in entries if r['wall_s']]
+            state['mean_run_s'] = round(sum(walls) / len(walls), 1) if walls else None
+            state['eta_s'] = round(state['mean_run_s'] * state['todo'] / self.jobs, 0) if walls else None
+            if self.file: atomic_write_json(self.file, state)
+
+    def start(self, i: int, max_hours: float | None, max_runs: int | None) -> bool:
+        "Mark run i as launched, unless a limit or a stop says otherwise (call under the lock)."
+        state = self.state
+        if state['stopped']: return False
+        if max_hours is not None and time.time() - self.t0 > max_hours * 3600: state['stopped'] = f'max_hours={max_hours} reached'; return False
+        if max_runs is not None and state['launched'] >= max_runs: state['stopped'] = f'max_runs={max_runs} reached'; return False
+        entry = state['runs'][i]
+        state['launched'] += 1
+        entry['status'] = 'running'
+        state['current'] = {'key': entry['key'], 'label': entry['label'], 'since': time.strftime('%Y-%m-%dT%H:%M:%S')}
+        state['running'].append(entry['key'])
+        print(f"[{state['done'] + state['failed'] + len(state['running'])}/{state['total']}] {entry['label']} ({', '.join(entry['artefacts'])})", flush=True)
+        return True
+
+    def finish(self, i: int, stop: str | None = None, **update):
+        "Record how run i ended (call under the lock); `stop` stops the suite."
+        entry = self.state['runs'][i]
+        entry.update(update)
+        self.state['running'].remove(entry['key'])
+        if self.state['current'] and self.state['current']['key'] == entry['key']: self.state['current'] = None
+        if stop: self.state['stopped'] = stop
+
+    def interrupt(self):
+        "Ctrl-C while several runs are in flight: every running run goes back to the queue."
+        with self.lock:
+            self.state['stopped'] = 'interrupted'
+            for r in self.state['runs']:
+                if r['status'] == 'running': r['status'] = 'todo'
+            self.state['running'], self.state['current'] = [], None
+        self.save()
+
+def _run_one(progress: SuiteProgress, i: int, spec: RunSpec, out, via: str) -> bool:
+    "Execute run i and record how it ended; False when the suite must stop (the run was interrupted)."
+    t1, lock = time.time(), progress.lock
+    try:
+        rec = execute_run(spec, out, via)
+        with lock: progress.finish(i, status='done', record=rec['path'], wall_s=round(time.time() - t1, 1))
+    except KeyboardInterrupt:
+        with lock: progress.finish(i, stop='interrupted', status='todo')
+        progress.save(); raise
+    except Exception as e:
+        if isinstance(e, RunInterrupted) or getattr(e, 'ename', None) == 'RunInterrupted':  # inline, or inside papermill
+            with lock: progress.finish(i, stop='interrupted', status='todo')
+            print(f'  interrupted: {e}; the suite stops (run it again to resume)', flush=True)
+            progress.save(); return False
+        msg = str(e).strip().splitlines()
+        with lock:
+            progress.finish(i, status='failed', error=' '.join(msg[-3:])[-500:] if msg else type(e).__name__, wall_s=None)
+            print(f"  failed: {progress.state['runs'][i]['error']}", flush=True)
+    progress.save()
+    return True
+
+def _in_threads(worker, jobs: int, progress: SuiteProgress):
+    "Run `worker` in `jobs` threads, each launching runs as processes; the cores are shared out unless OMP_NUM_THREADS is set."
+    threads_env = os.environ.get('OMP_NUM_THREADS')
+    if threads_env is None: os.environ['OMP_NUM_THREADS'] = str(max(1, (os.cpu_count() or 1) // jobs))
+    pool = [threading.Thread(target=worker, name=f'suite-job-{j}', daemon=True) for j in range(jobs)]
+    try:
+        for t in pool: t.start()
+        for t in pool:
+            while t.is_alive(): t.join(0.5)
+    except KeyboardInterrupt:
+        progress.interrupt(); raise
+    finally:
+        if threads_env is None: os.environ.pop('OMP_NUM_THREADS', None)
+
 def run_suite(specs: Sequence[RunSpec], # the runs (duplicates run once)
               out: str | Path = 'results/runs', # record folder
               via: str = 'papermill', # see `execute_run`
@@ -200,105 +298,27 @@ def run_suite(specs: Sequence[RunSpec], # the runs (duplicates run once)
     "Run every missing run of `specs` in order, resumably, recording progress; return the progress record."
     if jobs < 1: raise MLFOError(f'jobs={jobs}: at least 1')
     if jobs > 1 and via == 'inline': raise MLFOError(f"jobs={jobs} needs one process per run (via='papermill' or 'process'), not {via!r}")
-    t0 = time.time()
     runs = _unique(specs)
-    state = {'started': time.strftime('%Y-%m-%dT%H:%M:%S'), 'updated': None, 'artefacts': sorted({s.artefact for s in specs}),
-             'total': len(runs), 'done': 0, 'failed': 0, 'todo': 0, 'launched': 0, 'jobs': jobs, 'elapsed_s': 0.0,
-             'mean_run_s': None, 'eta_s': None, 'current': None, 'running': [], 'stopped': None, 'runs': []}
-    for key, spec, arts in runs:
-        rec = find_record(out, key)
-        need_ckpt = spec.params.get('require_checkpoint') and rec is not None
-        if need_ckpt:
-            ck = (json.loads(rec.read_text()).get('pretrain') or {}).get('checkpoint')
-            if not (ck and Path(ck).exists()): rec = None
-        state['runs'].append({'key': key, 'label': spec.label(), 'artefacts': arts, 'status': 'done' if rec else 'todo',
-                              'record': str(rec) if rec else None, 'wall_s': None, 'error': None})
-    lock = threading.RLock()
-    def save():
-        with lock:
-            entries = state['runs']
-            state.update(updated=time.strftime('%Y-%m-%dT%H:%M:%S'), elapsed_s=round(time.time() - t0, 1),
-                         done=sum(r['status'] == 'done' for r in entries), failed=sum(r['status'] == 'failed' for r in entries),
-                         todo=sum(r['status'] in ('todo', 'running') for r in entries))
-            walls = [r['wall_s'] for r in entries if r['wall_s']]
-            state['mean_run_s'] = round(sum(walls) / len(walls), 1) if walls else None
-            state['eta_s'] = round(state['mean_run_s'] * state['todo'] / jobs, 0) if walls else None
-            if progress_file: atomic_write_json(progress_file, state)
-    if dry_run: state['stopped'] = 'dry run: nothing launched'
-    save()
-    if dry_run: return state
-    queue = [[i for i in g if state['runs'][i]['status'] != 'done'] for g in _groups(runs)]
-    queue = [g for g in queue if g]
+    progress = SuiteProgress(runs, specs, out, progress_file, jobs)
+    if dry_run: progress.state['stopped'] = 'dry run: nothing launched'
+    progress.save()
+    if dry_run: return progress.state
+    queue = [g for g in ([i for i in g if progress.state['runs'][i]['status'] != 'done'] for g in _groups(runs)) if g]
 
-    def start(i) -> bool:
-        "Mark run i as launched, unless a limit or a stop says otherwise (under the lock)."
-        if state['stopped']: return False
-        if max_hours is not None and time.time() - t0 > max_hours * 3600: state['stopped'] = f'max_hours={max_hours} reached'; return False
-        if max_runs is not None and state['launched'] >= max_runs: state['stopped'] = f'max_runs={max_runs} reached'; return False
-        entry = state['runs'][i]
-        state['launched'] += 1
-        entry['status'] = 'running'
-        state['current'] = {'key': entry['key'], 'label': entry['label'], 'since': time.strftime('%Y-%m-%dT%H:%M:%S')}
-        state['running'].append(entry['key'])
-        print(f"[{state['done'] + state['failed'] + len(state['running'])}/{state['total']}] {entry['label']} ({', '.join(runs[i][2])})", flush=True)
-        return True
-
-    def finish(i, **update):
-        entry = state['runs'][i]
-        entry.update(update)
-        state['running'].remove(entry['key'])
-        if state['current'] and state['current']['key'] == entry['key']: state['current'] = None
-
-    def worker():
+    def worker():   # takes the next group of runs (those sharing a pretraining) and runs them one after the other
         while True:
-            with lock:
-                if state['stopped'] or not queue: return
+            with progress.lock:
+                if progress.state['stopped'] or not queue: return
                 group = queue.pop(0)
             for i in group:
-                with lock:
-                    ok = start(i)
-                save()
-                if not ok: return
-                key, spec, _ = runs[i]
-                t1 = time.time()
-                try:
-                    rec = execute_run(spec, out, via)
-                    with lock: finish(i, status='done', record=rec['path'], wall_s=round(time.time() - t1, 1))
-                except KeyboardInterrupt:
-                    with lock: finish(i, status='todo'); state['stopped'] = 'interrupted'
-                    save(); raise
-                except Exception as e:
-                    if isinstance(e, RunInterrupted) or getattr(e, 'ename', None) == 'RunInterrupted':  # inline, or inside papermill
-                        with lock: finish(i, status='todo'); state['stopped'] = 'interrupted'
-                        print(f'  interrupted: {e}; the suite stops (run it again to resume)', flush=True)
-                        save(); return
-                    msg = str(e).strip().splitlines()
-                    with lock:
-                        finish(i, status='failed', error=' '.join(msg[-3:])[-500:] if msg else type(e).__name__, wall_s=None)
-                        print(f"  failed: {state['runs'][i]['error']}", flush=True)
-                save()
+                with progress.lock: ok = progress.start(i, max_hours, max_runs)
+                progress.save()
+                if not ok or not _run_one(progress, i, runs[i][1], out, via): return
 
     if jobs == 1: worker()
-    else:
-        # each run is its own process: the cores are shared out between them, unless the caller set the thread count
-        threads_env = os.environ.get('OMP_NUM_THREADS')
-        if threads_env is None: os.environ['OMP_NUM_THREADS'] = str(max(1, (os.cpu_count() or 1) // jobs))
-        pool = [threading.Thread(target=worker, name=f'suite-job-{j}', daemon=True) for j in range(jobs)]
-        try:
-            for t in pool: t.start()
-            for t in pool:
-                while t.is_alive(): t.join(0.5)
-        except KeyboardInterrupt:
-            with lock:
-                state['stopped'] = 'interrupted'
-                for r in state['runs']:
-                    if r['status'] == 'running': r['status'] = 'todo'
-                state['running'], state['current'] = [], None
-            save(); raise
-        finally:
-            if threads_env is None: os.environ.pop('OMP_NUM_THREADS', None)
-    save()
-    return state
+    else: _in_threads(worker, jobs, progress)
+    progress.save()
+    return progress.state
 
 # %% ../nbs/15b_suite.ipynb #031997ab
 def _override_text(key: str, value) -> str:
