@@ -71,12 +71,17 @@ class Checkpointer:
         return None, None, skipped
 
 # %% ../nbs/10a_checkpoint.ipynb #cd9ac399
+def _unwrapped(sd: dict) -> dict:
+    "A state dict without the `module.` (DDP) and `_orig_mod.` (torch.compile) prefixes its keys get from wrappers."
+    for prefix in ('module.', '_orig_mod.'):
+        sd = {k.removeprefix(prefix): v for k, v in sd.items()}
+    return sd
+
 def _weights_of(obj: dict) -> dict:
-    "The backbone state dict inside a checkpoint dict, with `module.` (DDP), `_orig_mod.` (compile) and `backbone.` prefixes removed."
+    "The backbone state dict inside a checkpoint dict, with the wrappers' prefixes and `backbone.` removed."
     sd = obj.get('model', obj.get('state_dict', obj)) if isinstance(obj, dict) else obj
     if not isinstance(sd, dict): raise MLFOError(f'expected a state dict, got {type(sd).__name__}')
-    for prefix in ('module.', '_orig_mod.'):
-        sd = {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in sd.items()}
+    sd = _unwrapped(sd)
     if any(k.startswith('backbone.') for k in sd):
         sd = {k[len('backbone.'):]: v for k, v in sd.items() if k.startswith('backbone.')}
     return sd
@@ -137,7 +142,7 @@ def load_mlfo(checkpoint: str | Path, # a pretraining or exported checkpoint
     if 'config' not in obj: raise MLFOError(f'{checkpoint}: no config inside; not an mlfo checkpoint')
     cfg = from_dict(obj['config'])
     model = MLFO(cfg)
-    sd = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in obj['model'].items()}
+    sd = _unwrapped(obj['model'])
     own = model.state_dict()
     need = [k for k in own if k.split('.')[0] in EXPORT_PARTS]
     missing = [k for k in need if k not in sd]
