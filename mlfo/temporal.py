@@ -177,17 +177,6 @@ class TemporalAugHead(nn.Module):
         "The MLP of ME(.) on an excited map."
         return project_pooled(self.mlp, f, steps)
 
-    def embed_with_augs(self, f: Tensor, # (B, C, T, H, W)
-                        augs: Sequence[str] = ('reverse',), # `cfg.loss.temporal_augs`
-                        generator: torch.Generator | None = None,
-                       ) -> tuple[Tensor, Tensor]: # q (B, D) and negatives (B, A, D)
-        "ME(f) and ME(Aug_k(f)), k = 1..A, in one forward pass (Eq. 12)."
-        _check_map(f, 'f'); _check_augs(augs)
-        B, A = f.shape[0], len(augs)
-        copies = [TEMPORAL_AUGS[a](f, generator) for a in augs]          # A maps (B, C, T, H, W), no stacked copy
-        out = self(torch.cat([f, *copies]))                              # (B + A*B, D): f, then each augmentation's B rows
-        return out[:B], out[B:].view(A, B, -1).transpose(0, 1)           # (B, D), (A, B, D) -> (B, A, D)
-
 # %% ../nbs/08_temporal.ipynb #6a170b93
 def _negative_pair(negs, q: Tensor) -> tuple[Tensor, Tensor]:
     "Split `negs` into the per-anchor negatives of views 1 and 2 and check their shapes."
