@@ -105,7 +105,7 @@ def test_every_page_has_title_description_sidebar_and_no_litter(site):
     import yaml
     side = yaml.safe_load((ROOT / 'nbs' / 'sidebar.yml').read_text())['website']['sidebar']['contents']
     listed = sum(1 if isinstance(e, str) else len(e['contents']) for e in side)
-    for page in sorted(site.glob('*.html')):
+    for page in sorted(site.rglob('*.html')):
         text = page.read_text()
         assert re.search(r'<h1 class="title">[^<]+</h1>', text), page.name
         assert re.search(r'<title>[^<]+ – mlfo</title>', text) and 'citation_title' in text, page.name
@@ -126,16 +126,17 @@ class _Links(HTMLParser):
 
 
 def test_links_and_anchors_resolve(site):
+    import posixpath
     parsed = {}
-    for page in site.glob('*.html'):
-        p = _Links(); p.feed(page.read_text()); parsed[page.name] = p
+    for page in site.rglob('*.html'):   # pages in folders (experiments/) too, keyed by their path in the site
+        p = _Links(); p.feed(page.read_text()); parsed[page.relative_to(site).as_posix()] = p
     broken, internal = [], 0
     for name, p in parsed.items():
         for link in p.links:
             if re.match(r'(https?:|mailto:|data:)', link): continue
             internal += 1
             target, _, anchor = link.partition('#')
-            target = target or name
+            target = posixpath.normpath(posixpath.join(posixpath.dirname(name), target)) if target else name
             if not (site / target).exists(): broken.append(f'{name}: {link}'); continue
             if anchor and target.endswith('.html') and anchor not in parsed[target].ids: broken.append(f'{name}: {link} (no anchor)')
     assert internal > 500 and not broken, broken[:20]

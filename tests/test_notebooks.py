@@ -16,7 +16,7 @@ NBS = sorted(p for p in (ROOT / 'nbs').rglob('*.ipynb')
              if not any(part.startswith(('_', '.')) for part in p.relative_to(ROOT / 'nbs').parts))
 
 
-@pytest.mark.parametrize('nb', NBS, ids=[p.name for p in NBS])
+@pytest.mark.parametrize('nb', NBS, ids=[p.relative_to(ROOT / 'nbs').as_posix() for p in NBS])   # experiments/x.ipynb for a subfolder
 def test_notebook(nb, request, monkeypatch):
     import torch
     monkeypatch.chdir(ROOT)

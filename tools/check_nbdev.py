@@ -95,7 +95,8 @@ def main():
         for c in changed: print('  ' + c)
         return 1
     print(f'nbdev check: export and clean leave all {len(after)} files unchanged')
-    problems = [p for nb in sorted((ROOT / 'nbs').glob('*.ipynb')) for p in docs_exec_problems(nb)]
+    nbs = sorted([*(ROOT / 'nbs').glob('*.ipynb'), *(ROOT / 'nbs' / 'experiments').glob('*.ipynb')])
+    problems = [p for nb in nbs for p in docs_exec_problems(nb)]
     for p in problems: print(p)
     if problems: return 1
     print('nbdev check: every cell the docs build runs finds its names')

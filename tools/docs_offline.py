@@ -1,11 +1,13 @@
 """Offline docs: the nbdev site without Quarto, rendered so that a reader can cite it.
 
 `nbdev_docs` needs Quarto, which needs the network to install. This builds the same pages offline:
-1. writes nbs/sidebar.yml (the Quarto sidebar, grouped Method / Data / Training / Evaluation / Results),
+1. writes nbs/sidebar.yml (the Quarto sidebar, grouped Method / Data / Training / Evaluation / Results, then
+   Experiments: every notebook of nbs/experiments/, the measurement write-ups),
 2. runs nbdev's own notebook processors (`nbdev.serve.proc_nbs`: front matter, show_doc API
    reference, hidden cells removed) into _proc/,
 3. renders every processed notebook with pandoc (math as MathML: no network, no script) into
-   _docs_offline/<output-file>, the page names of the Quarto build (07_graph.ipynb -> graph.html),
+   _docs_offline/<output-file>, the page names of the Quarto build (07_graph.ipynb -> graph.html,
+   experiments/x.ipynb -> experiments/x.html; links between notebooks, `[text](x.ipynb)`, become links to those pages),
    each with its title, description, citation metadata and the sidebar of sidebar.yml; the results
    and figure pages show the tables and figures already generated under results/ (nothing re-runs),
 4. writes README.md from nbs/index.ipynb (what `nbdev_readme` does with Quarto); the line `<!-- results -->` of the index
@@ -13,17 +15,19 @@
 `--check` only verifies that nbs/sidebar.yml and README.md are up to date (used by the tests).
 Needs pandoc (apt-get install pandoc); `make docs` also checks the pages in headless chromium.
 """
-import argparse, html, json, re, shutil, sys
+import argparse, html, json, posixpath, re, shutil, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NBS = ROOT / 'nbs'
 OUT = ROOT / '_docs_offline'
-GROUPS = ('Method', 'Data', 'Training', 'Evaluation', 'Results')
+GROUPS = ('Method', 'Data', 'Training', 'Evaluation', 'Results', 'Experiments')
+EXPERIMENTS = 'experiments'   # nbs/experiments/: measurement write-ups that read their numbers from the run records
 
 
 def group_of(name: str) -> str:
-    "Sidebar section of a notebook, from its number."
+    "Sidebar section of a notebook (its path under nbs/), from its folder or its number."
+    if name.startswith(EXPERIMENTS + '/'): return 'Experiments'
     m = re.match(r'(\d+)', name)
     if not m: return 'Results'          # run_ablation, table*, figure* notebooks
     n = int(m.group(1))
@@ -35,7 +39,9 @@ def group_of(name: str) -> str:
 
 
 def notebooks():
-    return sorted(p.name for p in NBS.glob('*.ipynb') if not p.name.startswith(('_', '.')) and p.name != 'index.ipynb')
+    "The notebooks of the site but the index, as paths under nbs/: the chapters, then every notebook of nbs/experiments/."
+    paths = [*NBS.glob('*.ipynb'), *(NBS / EXPERIMENTS).glob('*.ipynb')]
+    return sorted(p.relative_to(NBS).as_posix() for p in paths if not p.name.startswith(('_', '.')) and p.name != 'index.ipynb')
 
 
 def sidebar_yml() -> str:
@@ -175,7 +181,7 @@ def _output_markdown(o) -> str:
     return ''
 
 
-def generated_section(nb_name: str, out: Path, results: Path) -> str:
+def generated_section(nb_name: str, out: Path, results: Path, up: str = '') -> str:
     "The tables and figures this notebook generated under results/ (copied, not re-run), as markdown."
     prefixes = ARTEFACT_PAGES.get(nb_name)
     if not prefixes: return ''
@@ -189,20 +195,36 @@ def generated_section(nb_name: str, out: Path, results: Path) -> str:
     for f in figures:
         (out / 'artefacts').mkdir(exist_ok=True)
         shutil.copy2(f, out / 'artefacts' / f.name)
-        parts += ['', f'![`results/figures/{f.name}`](artefacts/{f.name})']
+        parts += ['', f'![`results/figures/{f.name}`]({up}artefacts/{f.name})']
     if not tables and not figures:
         parts += ['', f'Nothing generated yet: `mlfo results --only {prefixes[0].split("_")[0]}` (or `make results`) writes it.']
     return '::: {.generated}\n' + '\n'.join(parts) + '\n:::'
 
 
-def notebook_markdown(nb, nb_name: str, out: Path, results: Path) -> str:
+def up_of(page: str) -> str:
+    "The way from a page back to the site's root: '' for index.html, '../' for experiments/x.html."
+    return '../' * page.count('/')
+
+
+def notebook_links(text: str, nb_name: str, pages: dict) -> str:
+    "Markdown links to another notebook, `[text](../15b_suite.ipynb#anchor)`, as links to its page, relative to this page."
+    here = posixpath.dirname(nb_name)
+    def fix(m):
+        target = posixpath.normpath(posixpath.join(here, m.group(1)))
+        if target not in pages: return m.group(0)
+        return '](' + posixpath.relpath(pages[target][0], here or '.') + (m.group(2) or '') + ')'
+    return re.sub(r'\]\((?![a-z]+:)([^()\s]+?\.ipynb)(#[^()\s]*)?\)', fix, text)
+
+
+def notebook_markdown(nb, nb_name: str, out: Path, results: Path, pages: dict | None = None) -> str:
     "A processed notebook as one pandoc markdown document; the generated output goes before the first code cell."
     parts, placed = [], False
-    extra = generated_section(nb_name, out, results)
+    up = up_of(nb_name)
+    extra = generated_section(nb_name, out, results, up)
     for c in nb.cells:
         if c.cell_type == 'raw': continue
         if c.cell_type == 'markdown':
-            parts.append(c.source); continue
+            parts.append(notebook_links(c.source, nb_name, pages or {})); continue
         if extra and not placed: parts.append(extra); placed = True
         opts, code = _directives(c.source)
         if opts.get('echo') != 'false' and code: parts.append('```python\n' + code + '\n```')
@@ -210,8 +232,8 @@ def notebook_markdown(nb, nb_name: str, out: Path, results: Path) -> str:
     if extra and not placed: parts.append(extra)
     text = '\n\n'.join(p for p in parts if p.strip())
     if nb_name == 'index.ipynb' and RESULTS_MARKER in text: text = text.replace(RESULTS_MARKER, results_section())
-    text = text.replace('](' + SITE, '](').replace('href="' + SITE, 'href="')   # doc_host links stay in the offline site
-    text = text.replace('](' + SITE.rstrip('/') + ')', '](index.html)')
+    text = text.replace('](' + SITE, '](' + up).replace('href="' + SITE, 'href="' + up)   # doc_host links stay in the offline site
+    text = text.replace('](' + SITE.rstrip('/') + ')', '](' + up + 'index.html)')
     # nbdev's source links: `[source](url){target="_blank" style="float:right; ..."}` -> a plain class pandoc knows
     return re.sub(r'\[source\]\(([^)]+)\)\{[^}]*\}', r'[source](\1){.source-link}', text)
 
@@ -235,17 +257,17 @@ def highlight_css() -> str:
     return style[style.index('pre > code.sourceCode'):] if 'pre > code.sourceCode' in style else ''   # not the page layout before it
 
 
-def sidebar_html(pages: dict, active: str) -> str:
-    "The sidebar of nbs/sidebar.yml as HTML links to the page names."
+def sidebar_html(pages: dict, active: str, up: str = '') -> str:
+    "The sidebar of nbs/sidebar.yml as HTML links to the page names (from a page `up` below the site's root)."
     import yaml
     side = yaml.safe_load((NBS / 'sidebar.yml').read_text())['website']['sidebar']['contents']
-    link = lambda nb: (f'<li><a href="{pages[nb][0]}"' + (' class="active"' if nb == active else '')
+    link = lambda nb: (f'<li><a href="{up}{pages[nb][0]}"' + (' class="active"' if nb == active else '')
                        + f'>{html.escape(pages[nb][1])}</a></li>') if nb in pages else ''
-    items = ['<a class="site" href="index.html">mlfo</a>', '<ul>']
+    items = [f'<a class="site" href="{up}index.html">mlfo</a>', '<ul>']
     for entry in side:
         if isinstance(entry, str): items.append(link(entry))
         else: items += ['</ul>', f'<h2>{html.escape(entry["section"])}</h2>', '<ul>'] + [link(n) for n in entry['contents']]
-    items += ['</ul>', '<h2>Site</h2><ul><li><a href="contents.html">All pages</a></li></ul>']
+    items += ['</ul>', f'<h2>Site</h2><ul><li><a href="{up}contents.html">All pages</a></li></ul>']
     return '<nav class="sidebar" aria-label="chapters">' + ''.join(items) + '</nav>'
 
 
@@ -259,26 +281,28 @@ def page_html(title: str, description: str, body: str, sidebar: str, page: str) 
             f'<meta name="citation_publication_date" content="{c["year"]}">',
             f'<link rel="canonical" href="{SITE}{page}">']
     subtitle = f'<p class="subtitle">{html.escape(description)}</p>' if description else ''
+    up = up_of(page)
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f'<title>{html.escape(title)} – mlfo</title>{"".join(meta)}<link rel="stylesheet" href="site.css"></head>\n'
+            f'<title>{html.escape(title)} – mlfo</title>{"".join(meta)}<link rel="stylesheet" href="{up}site.css"></head>\n'
             f'<body>{sidebar}<main><header><h1 class="title">{html.escape(title)}</h1>{subtitle}</header>\n{body}\n'
             f'<footer>mlfo reproduces {html.escape(c["title"])} ({c["conference"].split("(")[-1].rstrip(")")} {c["year"]}); '
-            f'cite the paper (see <a href="index.html#citing">Citing</a>).</footer></main></body></html>\n')
+            f'cite the paper (see <a href="{up}index.html#citing">Citing</a>).</footer></main></body></html>\n')
 
 
 def drop_dead_anchors(out: Path) -> list[str]:
     "nbdev links every backticked name of _modidx; private names have no heading to land on: keep their code, drop the link."
-    ids = {p.name: set(re.findall(r'\bid="([^"]+)"', p.read_text())) for p in out.glob('*.html')}
+    pages = list(out.rglob('*.html'))   # pages in folders (experiments/) too
+    ids = {p.relative_to(out).as_posix(): set(re.findall(r'\bid="([^"]+)"', p.read_text())) for p in pages}
     dropped = []
-    def fix(m):
-        page, anchor = m.group(1), m.group(2)
+    def fix(m, here):
+        page, anchor = posixpath.normpath(posixpath.join(here, m.group(1))), m.group(2)
         if page in ids and anchor not in ids[page]:
             dropped.append(f'{page}#{anchor}'); return m.group(3)
         return m.group(0)
-    for p in out.glob('*.html'):
-        text = p.read_text()
-        new = re.sub(r'<a\s+href="([\w.-]+\.html)#([^"]+)"[^>]*>(<code>[^<]*</code>)</a>', fix, text)
+    for p in pages:
+        text, here = p.read_text(), posixpath.dirname(p.relative_to(out).as_posix())
+        new = re.sub(r'<a\s+href="([\w./-]+\.html)#([^"]+)"[^>]*>(<code>[^<]*</code>)</a>', lambda m, here=here: fix(m, here), text)
         if new != text: p.write_text(new)
     return dropped
 
@@ -297,15 +321,19 @@ def build(out: Path = OUT, # the site folder
     out.mkdir(parents=True)
     if (NBS / 'images').exists(): shutil.copytree(NBS / 'images', out / 'images')   # pictures the chapters show
     (out / 'site.css').write_text(CSS + highlight_css() + (NBS / 'styles.css').read_text())
-    nbs = {p.name: nbformat.read(p, as_version=4) for p in sorted((ROOT / '_proc').glob('*.ipynb'))}
-    pages = {}
+    proc = ROOT / '_proc'
+    nbs = {p.relative_to(proc).as_posix(): nbformat.read(p, as_version=4)
+           for p in sorted([*proc.glob('*.ipynb'), *(proc / EXPERIMENTS).glob('*.ipynb')])}
+    pages = {}   # notebook (path under nbs/) -> (page, title, description); a notebook in a folder gets a page in that folder
     for name, nb in nbs.items():
         fm = front_matter(nb)
-        pages[name] = (page_of(name, fm), str(fm.get('title') or Path(name).stem), str(fm.get('description') or ''))
+        page = posixpath.join(posixpath.dirname(name), page_of(posixpath.basename(name), fm))
+        pages[name] = (page, str(fm.get('title') or Path(name).stem), str(fm.get('description') or ''))
     for name, nb in nbs.items():
         page, title, description = pages[name]
-        body = pandoc_html(notebook_markdown(nb, name, out, results))
-        (out / page).write_text(page_html(title, description, body, sidebar_html(pages, name), page))
+        body = pandoc_html(notebook_markdown(nb, name, out, results, pages))
+        (out / page).parent.mkdir(parents=True, exist_ok=True)
+        (out / page).write_text(page_html(title, description, body, sidebar_html(pages, name, up_of(page)), page))
     unlinked = drop_dead_anchors(out)
     if unlinked: print(f'{len(unlinked)} automatic links to names without a heading made plain code: {", ".join(sorted(set(unlinked)))}')
     by_group = {g: [pages[n] for n in pages if n != 'index.ipynb' and group_of(n) == g] for g in GROUPS}
