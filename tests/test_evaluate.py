@@ -109,6 +109,7 @@ def test_class_count_mismatch():
     with pytest.raises(MLFOError, match='class count mismatch'): topk_accuracy(torch.rand(6, 3), labels)
 
 
+@pytest.mark.slow   # make test covers the supervised baseline in notebook 11 (train, then evaluate its checkpoint)
 def test_supervised_baseline_and_finetune(toy, tmp_path):
     cfg = _cfg(toy, tmp_path, 'eval.protocols=linear,finetune', 'eval.finetune_epochs=1')
     ckpt = train_supervised(cfg, epochs=1)

@@ -23,7 +23,7 @@ def videos(root: Path, n=12, frames=150, size=(240, 320)) -> list[str]:
 def partial(root: Path) -> list[Path]: return sorted(root.rglob('.*tmp*'))
 
 
-@pytest.mark.parametrize('mode', ['video', 'frames'])
+@pytest.mark.parametrize('mode', ['video', pytest.param('frames', marks=pytest.mark.slow)])   # frames: make test-slow
 def test_ctrl_c_stops_at_once_and_a_rerun_finishes(tmp_path, mode):
     src, dst = tmp_path / 'src', tmp_path / 'dst'
     rels = videos(src)
