@@ -33,7 +33,7 @@ def group_of(name: str) -> str:
     n = int(m.group(1))
     if n in (0, 1) or 4 <= n <= 9: return 'Method'
     if n == 3: return 'Data'
-    if n in (2, 10, 12, 13): return 'Training'
+    if n in (10, 13): return 'Training'
     if n == 11: return 'Evaluation'
     return 'Results'
 
