@@ -14,7 +14,8 @@ import torch
 # %% auto #0
 __all__ = ['fsync_dir', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_torch_save', 'seed_everything',
            'rng_state', 'set_rng_state', 'git_commit', 'check_device', 'resolve_device', 'device_info',
-           'file_fingerprint', 'MLFOError', 'io_error', 'checks_enabled', 'input_checks']
+           'file_fingerprint', 'MLFOError', 'io_error', 'checks_enabled', 'input_checks', 'check_positive',
+           'check_choice', 'check_dims', 'check_finite']
 
 # %% ../nbs/00_core.ipynb #654a585c
 def _umask() -> int:
@@ -165,3 +166,23 @@ def input_checks(enabled: bool = True, # False: skip the checks that read values
     previous, _INPUT_CHECKS = _INPUT_CHECKS, bool(enabled)
     try: yield
     finally: _INPUT_CHECKS = previous
+
+# %% ../nbs/00_core.ipynb #c0re0002
+def check_positive(value, # a number that must be > 0
+                   name: str, # how the caller calls it, e.g. 'tau'
+                   what: str = 'a positive value', # what is expected, e.g. 'a positive temperature'
+                  ) -> None:
+    "`MLFOError` unless `value > 0`."
+    if not value > 0: raise MLFOError(f'{name} = {value}: expected {what}')
+
+def check_choice(value, name: str, allowed) -> None:
+    "`MLFOError` unless `value` is one of `allowed`."
+    if value not in allowed: raise MLFOError(f'{name} = {value!r}: expected one of {", ".join(map(repr, allowed))}')
+
+def check_dims(x: torch.Tensor, dims: int, name: str, layout: str) -> None:
+    "`MLFOError` unless `x` has `dims` dimensions (`layout` names them, e.g. '(B, C, T, H, W)')."
+    if x.dim() != dims: raise MLFOError(f'{name}: shape {tuple(x.shape)}, expected {layout}')
+
+def check_finite(x: torch.Tensor, subject: str) -> None:
+    "`MLFOError` if `x` holds NaN or Inf; a value check, skipped inside `input_checks(False)`."
+    if checks_enabled() and not torch.isfinite(x).all(): raise MLFOError(f'{subject} has non-finite values (NaN or Inf)')

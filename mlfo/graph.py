@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .core import MLFOError, checks_enabled
+from .core import MLFOError, check_choice, check_positive, checks_enabled
 from .distributed import all_gather_grad
 from .instance import check_features, cosine_logits, local_offset
 
@@ -21,10 +21,9 @@ from .instance import check_features, cosine_logits, local_offset
 VARIANTS = ('code', 'paper')
 
 def _check_graph_args(tau: float, eta: float | None = None, variant: str | None = None) -> None:
-    if tau <= 0: raise MLFOError(f'tau = {tau}: expected a positive temperature')
+    check_positive(tau, 'tau', 'a positive temperature')
     if eta is not None and not 0 < eta < 1: raise MLFOError(f'eta = {eta}: expected a threshold in (0, 1)')
-    if variant is not None and variant not in VARIANTS:
-        raise MLFOError(f'variant = {variant!r}: expected one of {", ".join(VARIANTS)}')
+    if variant is not None: check_choice(variant, 'variant', VARIANTS)
 
 # %% ../nbs/07_graph.ipynb #4437d57e
 @torch.no_grad()
@@ -86,7 +85,7 @@ def graph_targets(kind: str, # one of KINDS (loss.constraint)
                   variant: str = 'code', # instance similarity, see instance_graph
                  ) -> torch.Tensor | None: # (N, N) rows sum to 1, detached; None for 'none'
     "Soft targets for L_mul: none, one-hot, instance, semantic or combined graph (Table 2, Eq. 6-9)."
-    if kind not in KINDS: raise MLFOError(f'kind = {kind!r}: expected one of {", ".join(KINDS)}')
+    check_choice(kind, 'kind', KINDS)
     if kind == 'none': return None
     check_features(z1, z2, names='graph_targets')
     if kind == 'onehot': return torch.eye(z1.shape[0], device=z1.device)
@@ -113,7 +112,7 @@ def multilevel_loss(z1: torch.Tensor, # (B, C) local projections of one level r,
     "Graph-constrained soft cross-entropy for one feature level, L_mul (Eq. 10)."
     check_features(z1, z2, names='multilevel_loss')
     _check_graph_args(tau)
-    if variant not in LOSS_VARIANTS: raise MLFOError(f'variant = {variant!r}: expected one of {", ".join(LOSS_VARIANTS)}')
+    check_choice(variant, 'variant', LOSS_VARIANTS)
     g1, g2 = gather(z1), gather(z2)                            # (N, C) each
     B, N = z1.shape[0], g1.shape[0]
     if targets.shape != (B, N): raise MLFOError(f'multilevel_loss: targets of shape {tuple(targets.shape)}, expected ({B}, {N})')

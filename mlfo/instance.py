@@ -11,7 +11,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .core import MLFOError, checks_enabled
+from .core import MLFOError, check_finite, check_positive, checks_enabled
 from .distributed import all_gather_grad
 
 # %% ../nbs/05_instance.ipynb #5c34a351
@@ -22,14 +22,14 @@ def check_features(*zs: torch.Tensor, names: str = 'z') -> None:
         if z.shape != zs[0].shape: raise MLFOError(f'{names}: shapes {[tuple(t.shape) for t in zs]} differ')
     if not checks_enabled(): return                     # the finiteness test reads a value back from the device
     for k, z in enumerate(zs):
-        if not torch.isfinite(z).all(): raise MLFOError(f'{names}: tensor {k} has non-finite values')
+        check_finite(z, f'{names}: tensor {k}')
 
 def cosine_logits(u: torch.Tensor, # (N, C)
                   v: torch.Tensor, # (M, C)
                   tau: float = 0.07, # temperature
                  ) -> torch.Tensor: # (N, M) log h(u_i, v_j)
     "Pairwise log h(u, v) = u.v / (tau |u| |v|) (Eq. 1)."
-    if tau <= 0: raise MLFOError(f'tau = {tau}: expected a positive temperature')
+    check_positive(tau, 'tau', 'a positive temperature')
     return F.normalize(u, dim=1) @ F.normalize(v, dim=1).T / tau
 
 def h(u: torch.Tensor, v: torch.Tensor, tau: float = 0.07) -> torch.Tensor:

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .core import MLFOError, checks_enabled
+from .core import MLFOError, check_finite, check_positive, checks_enabled
 from .distributed import all_gather, all_reduce_sum
 
 # %% ../nbs/06_prototypes.ipynb #a7f1e78f
@@ -115,8 +115,8 @@ def swapped_loss(logits1: torch.Tensor, # (B, K) prototype logits of view 1
         if t.shape != logits1.shape or t.ndim != 2:
             raise MLFOError(f'swapped_loss: {name} has shape {tuple(t.shape)}, expected {tuple(logits1.shape)} (B, K)')
     for name, t in named if checks_enabled() else ():
-        if not torch.isfinite(t).all(): raise MLFOError(f'swapped_loss: {name} has non-finite values')
-    if proto_tau <= 0: raise MLFOError(f'swapped_loss: proto_tau = {proto_tau}, expected > 0')
+        check_finite(t, f'swapped_loss: {name}')
+    check_positive(proto_tau, 'swapped_loss: proto_tau', 'a positive temperature')
     logp1 = F.log_softmax(logits1 / proto_tau, dim=1)   # (B, K) log p^1
     logp2 = F.log_softmax(logits2 / proto_tau, dim=1)   # (B, K) log p^2
     q1, q2 = q1.detach(), q2.detach()

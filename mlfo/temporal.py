@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .augment import sample_uniforms
-from .core import MLFOError, checks_enabled
+from .core import MLFOError, check_choice, check_dims, check_finite, check_positive
 from .distributed import all_gather_grad
 from .instance import local_offset
 
@@ -22,15 +22,7 @@ __all__ = ['TEMPORAL_AUGS', 'RETRIEVAL_STEPS', 'MotionExcitation', 'temporal_rev
            'retrieval_loss', 'RetrievalHead', 'conventional_negatives', 'instance_loss_with_extra_negatives']
 
 # %% ../nbs/08_temporal.ipynb #fe66fd1d
-def _check_finite(x: Tensor, name: str) -> None:
-    if checks_enabled() and not torch.isfinite(x).all():
-        raise MLFOError(f'{name}: contains NaN or Inf values; all entries must be finite')
-
-def _check_tau(tau: float) -> None:
-    if not tau > 0: raise MLFOError(f'tau: got {tau}; must be a positive temperature')
-
-def _check_map(f: Tensor, name: str) -> None:
-    if f.dim() != 5: raise MLFOError(f'{name}: got shape {tuple(f.shape)}; expected a (B, C, T, H, W) feature map')
+def _check_map(f: Tensor, name: str) -> None: check_dims(f, 5, name, 'a (B, C, T, H, W) feature map')
 
 # %% ../nbs/08_temporal.ipynb #64a87a1e
 class MotionExcitation(nn.Module):
@@ -43,7 +35,7 @@ class MotionExcitation(nn.Module):
                 ):
         super().__init__()
         if channels < 1 or reduction < 1: raise MLFOError(f'channels={channels}, reduction={reduction}: both must be >= 1')
-        if gate not in ('paper', 'code'): raise MLFOError(f"gate: got {gate!r}; allowed 'paper', 'code'")
+        check_choice(gate, 'gate', ('paper', 'code'))
         self.channels, self.gate = channels, gate
         mid = max(1, channels // reduction)  # C/r
         self.reduce = nn.Conv3d(channels, mid, 1, bias=not norm)
@@ -203,12 +195,12 @@ def aug_loss(q1: Tensor,  # (B, D) ME(f^1): clip A of each video
              offset: int | None = None,  # first gathered row of this process (rank * B); None: `local_offset` finds it
             ) -> tuple[Tensor, Tensor]:  # loss (), accuracy ()
     "Motion-pattern discrimination L_aug (Eq. 11-12), averaged over the 2B local anchors."
-    _check_tau(tau)
+    check_positive(tau, 'tau', 'a positive temperature')
     if q1.dim() != 2 or q1.shape != q2.shape:
         raise MLFOError(f'q1, q2: got {tuple(q1.shape)} and {tuple(q2.shape)}; expected two (B, D) tensors of one shape')
     n1, n2 = _negative_pair(negs, q1)
     if not other_videos and n1.shape[1] == 0: raise MLFOError('negs: A = 0 leaves no negative when other_videos=False')
-    for name, x in (('q1', q1), ('q2', q2), ('negs', n1), ('negs', n2)): _check_finite(x, name)
+    for name, x in (('q1', q1), ('q2', q2), ('negs', n1), ('negs', n2)): check_finite(x, name)
     B = q1.shape[0]
     z1, z2 = F.normalize(q1, dim=-1), F.normalize(q2, dim=-1)                 # (B, D) local anchors
     n1 = F.normalize(n1, dim=-1)                                              # (B, A, D)
@@ -260,7 +252,7 @@ def retrieval_loss(short_a: Tensor, # (B, Ts, D) or (B, D, Ts, H, W): clip A, fi
                    symmetric: bool = True, # also retrieve long -> short (authors' code); False: Eq. 13 only
                   ) -> tuple[Tensor, Tensor]: # loss (), accuracy ()
     "Timestamp retrieval L_ret (Eq. 13): each short step finds its own step among the long clip's steps."
-    _check_tau(tau)
+    check_positive(tau, 'tau', 'a positive temperature')
     short_a, short_b, long = _as_sequence(short_a, 'short_a'), _as_sequence(short_b, 'short_b'), _as_sequence(long, 'long')
     if short_a.shape != short_b.shape:
         raise MLFOError(f'short_a, short_b: got {tuple(short_a.shape)} and {tuple(short_b.shape)}; the two short clips must match')
@@ -268,7 +260,7 @@ def retrieval_loss(short_a: Tensor, # (B, Ts, D) or (B, D, Ts, H, W): clip A, fi
         raise MLFOError(f'long: got {tuple(long.shape)}; batch and feature dimension must match short_a {tuple(short_a.shape)}')
     t = long.shape[1] if t is None else t
     if t < 2 or t % 2: raise MLFOError(f't: got {t}; must be an even number >= 2 (t/2 steps per short clip)')
-    for name, x in (('short_a', short_a), ('short_b', short_b), ('long', long)): _check_finite(x, name)
+    for name, x in (('short_a', short_a), ('short_b', short_b), ('long', long)): check_finite(x, name)
     short = torch.cat([pool_time(short_a, t // 2, 'short_a'), pool_time(short_b, t // 2, 'short_b')], 1)  # (B, t, D)
     long = pool_time(long, t, 'long')                                                                       # (B, t, D)
     short, long = F.normalize(short, dim=-1), F.normalize(long, dim=-1)
