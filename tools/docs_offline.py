@@ -94,7 +94,8 @@ def results_section() -> str:
                      + f" | `{key}`{'' if rec else ' (no record)'} |")
     # the verdicts change with every run that lands (`mlfo results` rewrites them): linked, not copied, so the README stays current
     lines += ['', "**The paper's claims**, each decided by a paired test over seeds (holds, reversed or undecided): "
-                  f"[`results/tables/claims.md`]({repo_url('results/tables/claims.md')})."]
+                  f"[`results/tables/claims.md`]({repo_url('results/tables/claims.md')}); every cell beside the paper's: "
+                  f"[`parity.md`]({repo_url('results/tables/parity.md')})."]
     return '\n'.join(lines)
 
 
@@ -124,7 +125,8 @@ ARTEFACT_PAGES = {  # notebook -> the file-name prefixes of its generated output
     'table1_action_recognition.ipynb': ['table1_action_recognition'], 'table2_constraints.ipynb': ['table2_constraints'],
     'table3_temporal.ipynb': ['table3_temporal'], 'table4_retrieval.ipynb': ['table4_retrieval'],
     'figure3_k_and_e.ipynb': ['figure3_k_and_e'], 'figure4_neighbours.ipynb': ['figure4_neighbours'],
-    'figure5_temporal_cam.ipynb': ['figure5_temporal_cam'], '15c_report.ipynb': ['pretrain_curves']}
+    'figure5_temporal_cam.ipynb': ['figure5_temporal_cam'], '15c_report.ipynb': ['pretrain_curves'],
+    '15_results.ipynb': ['claims', 'parity']}
 CSS = """
 body { margin: 0; font: 16px/1.55 system-ui, -apple-system, 'Segoe UI', 'DejaVu Sans', sans-serif; color: #212529; }
 a { color: #2780e3; text-decoration: none; } a:hover { text-decoration: underline; }
