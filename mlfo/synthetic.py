@@ -4,7 +4,7 @@
 
 # %% ../nbs/03d_synthetic.ipynb #8d46c3ad
 from __future__ import annotations
-import argparse, json, multiprocessing as mp, os, re, time
+import argparse, json, multiprocessing as mp, os, re, shutil, time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 
@@ -415,6 +415,42 @@ def _cached(root: Path, seed: int, spec: SynthSpec) -> dict | None:
     if not all((root / 'videos' / p).exists() for p, _, _ in video_list(spec)): return None
     return manifest
 
+def _staging(root: Path) -> Path: return root.parent / f'.{root.name}.partial'
+
+def _swap_in(staged: Path, root: Path) -> None:
+    "Replace `root` (absent, empty, or a set with its manifest) by the complete set `staged`."
+    old = root.parent / f'.{root.name}.old'
+    if old.exists(): shutil.rmtree(old)
+    if root.exists(): root.rename(old)
+    staged.rename(root)
+    if old.exists(): shutil.rmtree(old)
+
+def _write_set(root: Path, seed: int, spec: SynthSpec, workers: int, progress: bool) -> dict:
+    "Render the videos, split files, README and manifest of a set into the empty folder `root`; its counts."
+    kind = spec.kind
+    videos = video_list(spec)
+    for c in spec.classes(): (root / 'videos' / c).mkdir(parents=True, exist_ok=True)
+    jobs = [(str(root), seed, spec, rel, label, i) for rel, label, i in videos]
+    from tqdm.auto import tqdm
+    bar = tqdm(total=len(jobs), desc=f'synthetic {kind}', unit='video', disable=not progress)
+    if workers > 1:
+        with mp.get_context('fork').Pool(workers) as pool:
+            for _ in pool.imap_unordered(_make_video, jobs, chunksize=8): bar.update()
+    else:
+        for job in jobs: _make_video(job); bar.update()
+    bar.close()
+    files = split_files(spec, seed)
+    for rel, text in files.items(): atomic_write_text(root / rel, text)
+    counts = _counts(spec, files)
+    atomic_write_text(root / 'README.txt', _readme(spec, seed, counts))
+    content = file_fingerprint([root / 'videos' / p for p, _, _ in videos] + [root / p for p in files] + [root / 'README.txt'], root=root)
+    manifest = dict(name=f'mlfo-synthetic-{kind}', generator_version=GENERATOR_VERSION, seed=seed, spec=spec_dict(spec),
+                    classes=spec.classes(), reversed_pairs=[list(p) for p in reversed_pairs(kind)
+                                                            if p[0] in spec.classes() and p[1] in spec.classes()],
+                    counts=counts, split_files=sorted(files), content_fingerprint=content)
+    atomic_write_json(root / 'manifest.json', manifest)
+    return counts
+
 def generate(root: str | Path, # output folder (created)
              seed: int = 0,    # seeds every video, shot and split
              kind: str = 'ucf', # 'ucf' (UCF-101 layout) or 'hmdb' (HMDB-51 layout)
@@ -439,32 +475,15 @@ def generate(root: str | Path, # output folder (created)
                     seconds=round(time.time() - t0, 2), cached=True)
     if root.exists() and any(root.iterdir()) and not (root / 'manifest.json').exists():
         raise MLFOError(f'{root}: not empty and holds no synthetic manifest.json; refusing to write there')
-    import shutil
-    for old in ('videos', UCF_SPLIT_DIR, HMDB_SPLIT_DIR, 'manifest.json', 'README.txt'):
-        p = root / old
-        if p.is_dir(): shutil.rmtree(p)
-        elif p.exists(): p.unlink()
-    videos = video_list(spec)
-    for c in spec.classes(): (root / 'videos' / c).mkdir(parents=True, exist_ok=True)
-    jobs = [(str(root), seed, spec, rel, label, i) for rel, label, i in videos]
-    from tqdm.auto import tqdm
-    bar = tqdm(total=len(jobs), desc=f'synthetic {kind}', unit='video', disable=not progress)
-    if workers > 1:
-        with mp.get_context('fork').Pool(workers) as pool:
-            for _ in pool.imap_unordered(_make_video, jobs, chunksize=8): bar.update()
-    else:
-        for job in jobs: _make_video(job); bar.update()
-    bar.close()
-    files = split_files(spec, seed)
-    for rel, text in files.items(): atomic_write_text(root / rel, text)
-    counts = _counts(spec, files)
-    atomic_write_text(root / 'README.txt', _readme(spec, seed, counts))
-    content = file_fingerprint([root / 'videos' / p for p, _, _ in videos] + [root / p for p in files] + [root / 'README.txt'], root=root)
-    manifest = dict(name=f'mlfo-synthetic-{kind}', generator_version=GENERATOR_VERSION, seed=seed, spec=spec_dict(spec),
-                    classes=spec.classes(), reversed_pairs=[list(p) for p in reversed_pairs(kind)
-                                                            if p[0] in spec.classes() and p[1] in spec.classes()],
-                    counts=counts, split_files=sorted(files), content_fingerprint=content)
-    atomic_write_json(root / 'manifest.json', manifest)
+    # written into a staging folder beside `root` and swapped in whole at the end: a stopped generation
+    # leaves `root` as it was (absent, or the previous set), and the next call starts the staging afresh
+    staged = _staging(root)
+    if staged.exists(): shutil.rmtree(staged)
+    try: counts = _write_set(staged, seed, spec, workers, progress)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    _swap_in(staged, root)
     return dict(root=str(root), kind=kind, seed=seed, counts=counts, fingerprint=dataset_fingerprint(root),
                 seconds=round(time.time() - t0, 2), cached=False)
 
