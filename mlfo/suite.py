@@ -16,9 +16,10 @@ from .runs import (BOOKKEEPING, CONSTRAINTS, DATASETS, DEFAULT_EVAL, FIG3_E, FIG
                        run_ablation, run_config, run_key, run_label, work_folder)
 
 # %% auto #0
-__all__ = ['ARTEFACTS', 'BACKBONE_NAMES', 'TEMPORAL_NAMES', 'CONSTRAINT_NAMES', 'SUITE_ORDER', 'RunSpec', 'suite_runs',
-           'eval_sets', 'repo_root', 'at_repo_root', 'ensure_kernel', 'notebook_params', 'execute_run', 'SuiteProgress',
-           'run_suite', 'pretrain_commands', 'suite', 'render_artefact', 'estimate_runs', 'estimate_text', 'main']
+__all__ = ['ARTEFACTS', 'BACKBONE_NAMES', 'TEMPORAL_NAMES', 'CONSTRAINT_NAMES', 'SUITE_ORDER', 'RUN_MEMORY_GIB', 'RunSpec',
+           'suite_runs', 'eval_sets', 'repo_root', 'at_repo_root', 'ensure_kernel', 'notebook_params', 'execute_run',
+           'SuiteProgress', 'run_suite', 'pretrain_commands', 'suite', 'render_artefact', 'default_jobs',
+           'threads_per_job', 'estimate_runs', 'estimate_text', 'main']
 
 # %% ../nbs/15b_suite.ipynb #588d84c5
 @dataclass(frozen=True)
@@ -363,36 +364,57 @@ def render_artefact(name: str, # a key of ARTEFACTS
                         kernel_name=ensure_kernel(), cwd=str(Path.cwd()), progress_bar=False)
     return log
 
+RUN_MEMORY_GIB = 3.0   # what one tiny run holds in memory, with margin (2.1-2.2 GiB resident, measured on the 2-core CPU)
+
+def default_jobs(cuda: bool | None = None) -> int:
+    "Runs at once when `--jobs` is not given: one a core on a CPU, as many as the memory holds; one on a GPU."
+    if cuda is None:
+        import torch
+        cuda = torch.cuda.is_available()
+    if cuda: return 1
+    try: mem_gib = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30
+    except (ValueError, OSError, AttributeError): mem_gib = RUN_MEMORY_GIB
+    return max(1, min(os.cpu_count() or 1, int(mem_gib // RUN_MEMORY_GIB)))
+
+def threads_per_job(jobs: int) -> int:
+    "The torch threads of each run at `jobs` runs at once (`_in_threads` shares the cores out)."
+    return max(1, (os.cpu_count() or 1) // jobs)
+
 def estimate_runs(specs: Sequence[RunSpec], # the suite's runs
                   records: dict, # `read_records` output: their wall_s are the measurements
-                 ) -> dict: # key of each run to do -> (seconds or None, how alike: 4 = same init, backbone, epochs and protocols)
-    "The wall time of each run still to do, from the recorded runs most like it (same init, backbone, epochs, protocols; then less alike)."
-    def sig(init, cfg): return (init, cfg.model.backbone, cfg.optim.epochs, tuple(cfg.eval.protocols))
+                  threads: int | None = None, # the torch threads each run will have (None: any)
+                 ) -> dict: # key of each run to do -> (seconds or None, how alike: 6 = same init, step, backbone, epochs, protocols, threads)
+    "The wall time of each run still to do, from the recorded runs most like it (same init, step, backbone, epochs, protocols, threads; then less alike)."
+    def sig(init, cfg, n):   # the step: a pretraining's objective and augmentation draws (what its cost depends on)
+        step = (cfg.loss.objective, cfg.data.aug_seed) if init == 'mlfo' else None
+        return (init, step, cfg.model.backbone, cfg.optim.epochs, tuple(cfg.eval.protocols), n)
     seen = {}
     for rec in records.values():
         if not rec.get('wall_s') or 'config' not in rec: continue
-        try: s = sig(rec.get('init', 'mlfo'), from_dict(rec['config']))
+        try: s = sig(rec.get('init', 'mlfo'), from_dict(rec['config']), (rec.get('device') or {}).get('torch_threads'))
         except Exception: continue  # a record of an older layout: no estimate from it
-        for depth in range(1, 5): seen.setdefault(s[:depth], []).append(rec['wall_s'])
+        for depth in range(1, 7): seen.setdefault(s[:depth], []).append(rec['wall_s'])
     out = {}
     for key, spec, _ in _unique(specs):
         if key in records: continue
-        s = sig(spec.params.get('init', 'mlfo'), spec.config()[0])
-        alike = next((d for d in (4, 3, 2, 1) if s[:d] in seen), 0)
+        s = sig(spec.params.get('init', 'mlfo'), spec.config()[0], threads)
+        alike = next((d for d in (6, 5, 4, 3, 2, 1) if s[:d] in seen and (d < 6 or threads is not None)), 0)
         walls = sorted(seen[s[:alike]]) if alike else []
         out[key] = (walls[len(walls) // 2] if walls else None, alike)
     return out
 
 def estimate_text(specs: Sequence[RunSpec], records: dict, jobs: int = 1) -> str:
-    "One line: the runs to do and their estimated time, from the records."
-    est = estimate_runs(specs, records)
+    "One line: the runs to do and their estimated time at `jobs` runs at once, from the records."
+    threads = threads_per_job(jobs)
+    est = estimate_runs(specs, records, threads)
     if not est: return 'nothing to do'
     known = [s for s, _ in est.values() if s]
     if not known: return f'{len(est)} runs to do; no recorded run to estimate their time from'
     total = sum(known) * len(est) / len(known)
-    exact = sum(d == 4 for _, d in est.values())
-    return (f'{len(est)} runs to do: about {total / 3600:.1f} CPU-hours as recorded, {total / jobs / 3600:.1f} h of wall time at --jobs {jobs} where each job has the cores of a recorded run '
-            f'(median wall time of the recorded runs most alike; {exact} of {len(est)} matched on init, backbone, epochs and protocols)')
+    exact, same_step = (sum(d == k for _, d in est.values()) for k in (6, 5))
+    return (f'{len(est)} runs to do: about {total / jobs / 3600:.1f} h of wall time at --jobs {jobs} ({threads} thread(s) a run), '
+            f'{total / 3600:.1f} run-hours (median wall time of the recorded runs most alike: {exact} of {len(est)} matched on init, '
+            f'step, backbone, epochs, protocols and threads, {same_step} on all but the threads)')
 
 def main(argv: list[str] | None = None) -> int:
     "`mlfo results`: the embedded suite (runs, then tables and figures); resumable."
@@ -406,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--inline', action='store_true', help='run in this process instead of a papermill notebook per run (--via inline)')
     ap.add_argument('--via', choices=['papermill', 'inline', 'process'], help='how each run executes: a papermill notebook (default), this process, or a plain Python process (no Jupyter: a GPU node)')
     ap.add_argument('--one-run', metavar='JSON', help=argparse.SUPPRESS)  # one run's parameters: what --via process starts
-    ap.add_argument('--jobs', type=int, default=1, help='runs at once, one process each (runs sharing a pretraining never overlap)')
+    ap.add_argument('--jobs', type=int, help='runs at once, one process each (runs sharing a pretraining never overlap); default: one a core on a CPU as the memory allows, 1 on a GPU or with --via inline')
     ap.add_argument('--dry-run', action='store_true', help='list the runs, done and to do, and stop')
     ap.add_argument('--no-render', action='store_true', help='do not execute the table and figure notebooks')
     ap.add_argument('--out', default='results/runs', help='record folder')
@@ -423,6 +445,7 @@ def main(argv: list[str] | None = None) -> int:
             return 130
         return 0
     via = a.via or ('inline' if a.inline else 'papermill')
+    jobs = a.jobs or (1 if via == 'inline' else default_jobs())
     chosen = a.only or list(SUITE_ORDER)
     if 'figure4' in chosen and 'reference' not in chosen and a.preset == 'tiny': chosen.append('reference')
     specs = suite(chosen, epochs=a.epochs, seeds=a.seeds, preset=a.preset)
@@ -435,11 +458,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not a.dry_run and a.preset == 'tiny':
         for name in ('synthetic', 'synthetic-hmdb'): ensure_data(name, DATASETS[name], progress=True)
-    state = run_suite(specs, a.out, via, a.progress, a.hours, a.max_runs, a.dry_run, a.jobs)
+    state = run_suite(specs, a.out, via, a.progress, a.hours, a.max_runs, a.dry_run, jobs)
     for r in state['runs']: print(f"  {r['status']:7s} {r['label']} ({', '.join(r['artefacts'])})" + (f": {r['error']}" if r['error'] else ''))
     print(f"runs: {state['done']} done, {state['failed']} failed, {state['todo']} to do, of {state['total']}"
           + (f"; stopped: {state['stopped']}" if state['stopped'] else ''))
-    if a.dry_run: print(estimate_text(specs, read_records(a.out), a.jobs))
+    if a.dry_run: print(estimate_text(specs, read_records(a.out), jobs))
     if a.dry_run: return 0
     if a.preset == 'tiny':   # the verdicts, from every record there is (a few JSON files: no notebook to run)
         from mlfo.claims import make_claims
