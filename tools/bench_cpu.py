@@ -15,9 +15,12 @@ Part `layout` asks whether the channels_last_3d layout (the GPU's) would speed u
 without changing its numbers: the samples/s of both layouts at one thread (alternating rounds in one process),
 and the error of one step's loss and gradients in each against the same step in float64.
 
-    python tools/bench_cpu.py [--parts jobs layout] [--seconds 40] [--rounds 2] [--compile] [--out results/benchmarks/cpu-suite.json]
+Part `bf16` records `mlfo.pretrain.bf16_conv_check`: the error of a CPU bf16 conv3d weight gradient against fp32
+at the tiny backbone's feature-map sizes (why `optim.cpu_amp` stays off).
+
+    python tools/bench_cpu.py [--parts jobs layout bf16] [--seconds 40] [--rounds 2] [--compile] [--out results/benchmarks/cpu-suite.json]
 """
-import argparse, json, os, statistics, subprocess, sys, time
+import argparse, json, math, os, statistics, subprocess, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,7 +129,7 @@ def main(argv=None) -> dict:
     ap.add_argument('--seconds', type=float, default=40, help='timed seconds per arrangement and round')
     ap.add_argument('--rounds', type=int, default=2)
     ap.add_argument('--compile', action='store_true', help='also time the compiled step (minutes of compiling per round)')
-    ap.add_argument('--parts', nargs='*', default=['jobs', 'layout'], choices=['jobs', 'layout'])
+    ap.add_argument('--parts', nargs='*', default=['jobs', 'layout', 'bf16'], choices=['jobs', 'layout', 'bf16'])
     ap.add_argument('--out', help='write the record here (JSON)')
     a = ap.parse_args(argv)
     if a.worker:
@@ -142,6 +145,11 @@ def main(argv=None) -> dict:
            'load_before': os.getloadavg()}
     if 'jobs' in a.parts: rec['jobs'] = jobs(a.seconds, a.rounds, a.compile, cores)
     if 'layout' in a.parts: rec['layout'] = layout(a.rounds)
+    if 'bf16' in a.parts:
+        from mlfo.pretrain import bf16_conv_check
+        rec['bf16'] = [{**r, 'shape': list(r['shape']), 'rel_err': r['rel_err'] if math.isfinite(r['rel_err']) else str(r['rel_err'])}
+                       for r in bf16_conv_check()]   # JSON has no inf or nan
+        print(f"bf16: {sum(not r['ok'] for r in rec['bf16'])} of {len(rec['bf16'])} conv3d shapes off by more than 5 %", flush=True)
     if a.out: atomic_write_json(a.out, rec)
     return rec
 
