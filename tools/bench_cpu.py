@@ -6,7 +6,7 @@ optimiser, no data loading) in fresh processes arranged as
   - `one run, all cores`:  one process with torch threads = cores (what `mlfo results` does with --jobs 1),
   - `one run per core`:    `cores` processes with one thread each, timed together (--jobs = cores),
   - `one run, one core`:   one process with one thread, alone (how much the second thread adds),
-  - `one run, compiled`:   as the first, under torch.compile (with --compile; compiling takes minutes).
+  - `one run, compiled`:   as the first, under torch.compile (with --compile; first round only: compiling takes minutes).
 Every process builds and warms up its step, then all of an arrangement start together on a signal and run for
 the same seconds. The rounds alternate the arrangements, so a machine that slows down meanwhile slows them alike;
 the record has each round's samples/s and the median ratio to `one run, all cores`.
@@ -65,11 +65,12 @@ def jobs(seconds: float, n_rounds: int, compile_: bool, cores: int) -> dict:
     rounds = {name: [] for name in plan}
     for r in range(n_rounds):
         for name, (procs, threads, comp) in plan.items():
+            if comp and r > 0: continue   # compiling takes minutes: the compiled step is timed in the first round only
             rounds[name].append(arrangement(procs, threads, seconds, comp))
             print(f'round {r + 1}: {name}: {rounds[name][-1]["samples_per_s"]:.1f} samples/s', flush=True)
     base = [x['samples_per_s'] for x in rounds['one run, all cores']]
     out = {name: {'processes': p, 'threads': t, 'compile': c, 'rounds': rounds[name],
-                  'ratio_to_one_run_all_cores': round(statistics.median(x['samples_per_s'] / b for x, b in zip(rounds[name], base, strict=True)), 3)}
+                  'ratio_to_one_run_all_cores': round(statistics.median(x['samples_per_s'] / b for x, b in zip(rounds[name], base[:len(rounds[name])], strict=True)), 3)}
            for name, (p, t, c) in plan.items()}
     for name, v in out.items(): print(f"{name}: {v['ratio_to_one_run_all_cores']:.2f}x", flush=True)
     return out
