@@ -4,7 +4,7 @@
 
 # %% ../nbs/15b_suite.ipynb #b1000003
 from __future__ import annotations
-import argparse, json, os, sys, threading, time
+import argparse, json, os, statistics, sys, threading, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -399,8 +399,7 @@ def estimate_runs(specs: Sequence[RunSpec], # the suite's runs
         if key in records: continue
         s = sig(spec.params.get('init', 'mlfo'), spec.config()[0], threads)
         alike = next((d for d in (6, 5, 4, 3, 2, 1) if s[:d] in seen and (d < 6 or threads is not None)), 0)
-        walls = sorted(seen[s[:alike]]) if alike else []
-        out[key] = (walls[len(walls) // 2] if walls else None, alike)
+        out[key] = (statistics.median(seen[s[:alike]]) if alike else None, alike)
     return out
 
 def estimate_text(specs: Sequence[RunSpec], records: dict, jobs: int = 1) -> str:
