@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Sequence
 
 from .core import atomic_write_text
-from .runs import SUITE_BUDGET, TABLE3_BACKBONES, read_records
-from .suite import BACKBONE_NAMES, CONSTRAINT_NAMES, TEMPORAL_NAMES, RunSpec, suite_runs
+from .runs import DATASETS, SUITE_BUDGET, TABLE3_BACKBONES, read_records
+from .suite import BACKBONE_NAMES, CONSTRAINT_NAMES, SUITE_ORDER, TEMPORAL_NAMES, RunSpec, suite, suite_runs, unique_runs
 from .report import PAPER, artefact_table, metric, table_rows
 
 # %% auto #0
 __all__ = ['t_quantile', 'decide', 'Claim', 'paper_claims', 'seed_values', 'decide_claims', 'claims_markdown', 'parity_markdown',
-           'make_claims']
+           'record_objective', 'records_index_markdown', 'make_claims']
 
 # %% ../nbs/15d_claims.ipynb #0fd71018
 def t_quantile(p: float, df: int) -> float:
@@ -139,9 +139,50 @@ def parity_markdown(records: dict, # `read_records` output
             lines.append(f"| {_NAMES[art]} | {r['row']} | {r['column']} | {paper} | {r['ours']} | {links} |")
     return '\n'.join(lines)
 
+def record_objective(rec: dict) -> str:
+    "What a record's pretraining optimised: its objective, and 'stream draws' where its augmentation came from the stream ('-': no pretraining)."
+    if rec.get('init', 'mlfo') != 'mlfo' or 'config' not in rec: return '-'
+    cfg = rec['config']
+    obj = cfg.get('loss', {}).get('objective', 'legacy')   # a config saved before the switch ran the legacy step
+    return obj if obj == 'legacy' or cfg.get('data', {}).get('aug_seed', 'stream') == 'per_sample' else f'{obj}, stream draws'
+
+def records_index_markdown(records: dict, # `read_records` output
+                           **suite_kw) -> str:
+    "Every record, in three groups: the v2 suite's (with the artefacts that read it), the v2 set's others, other data sets."
+    used = {key: list(dict.fromkeys(arts)) for key, _, arts in unique_runs(suite(SUITE_ORDER, **suite_kw))}
+    pct = lambda rec, path: '-' if (v := metric(rec, path)) is None else f'{100 * v:.1f}'
+    ucf = lambda rec: dict(map(tuple, rec.get('eval_data') or [])).get('synthetic', '-')
+    def line(key, rec, first):
+        name = Path(rec.get('path', f'{key}.json')).name
+        return (f"| [{key}]({name}) | {first} | {rec.get('label', '-')} | {record_objective(rec)} | {rec.get('seed', '-')} | "
+                f"{pct(rec, 'synthetic/linear/top1')} | {pct(rec, 'synthetic/retrieval/R@1')} | {pct(rec, 'synthetic-hmdb/linear/top1')} | "
+                f"{(rec.get('commit') or '-')[:7]} |")
+    head = lambda first: (f'| record | {first} | run | objective | seed | UCF-style linear | UCF-style R@1 | HMDB-style linear | commit |\n'
+                          '|---|---|---|---|---|---|---|---|---|')
+    suite_recs = sorted((k for k in records if k in used), key=lambda k: (used[k], records[k].get('label', '')))
+    v2 = sorted((k for k in records if k not in used and ucf(records[k]) == DATASETS['synthetic']), key=lambda k: records[k].get('label', ''))
+    other = sorted((k for k in records if k not in used and ucf(records[k]) != DATASETS['synthetic']),
+                   key=lambda k: (ucf(records[k]), records[k].get('label', '')))
+    out = ['# The run records', '',
+           'Generated from the records in this folder by `mlfo.claims.make_claims` (`mlfo results` rewrites it). '
+           "A record's objective is what its pretraining optimised: `authors` (the default since the switch), `paper` "
+           "(the printed equations), or `legacy` (mlfo's step before the switch: every record made before it); "
+           '"stream draws": augmentation drawn from the process stream, not per sample.', '',
+           f"## The v2 suite's records ({len(suite_recs)})", '',
+           'The runs `mlfo results` makes and the tables read, on the benchmark-v2 set; "artefacts" are those that read the record.', '',
+           head('artefacts'), *(line(k, records[k], ', '.join(used[k])) for k in suite_recs), '',
+           f'## Other records on the v2 set ({len(v2)})', '',
+           'Earlier runs on the same set: other objectives or budgets than the suite\'s (the reference runs, the bar of benchmark v2, the '
+           'legacy objective); no table of the suite reads them.', '',
+           head('UCF-style set'), *(line(k, records[k], ucf(records[k])) for k in v2), '',
+           f'## Records on other data sets ({len(other)})', '',
+           'The v1 suite (data/synthetic, [results/v1](../v1/README.md)) and the generator studies (other generator seeds and settings).', '',
+           head('UCF-style set'), *(line(k, records[k], ucf(records[k])) for k in other)]
+    return '\n'.join(out)
+
 def make_claims(out: str | Path = 'results/runs', # record folder
-                folder: str | Path = 'results/tables', **suite_kw) -> tuple[Path, Path]:
-    "Write claims.md (the verdicts) and parity.md (every cell against the paper) from the records alone."
+                folder: str | Path = 'results/tables', **suite_kw) -> tuple[Path, Path, Path]:
+    "Write claims.md (the verdicts) and parity.md (every cell against the paper) under `folder`, and the records' index (README.md) under `out`, from the records alone."
     records = read_records(out)
     df = decide_claims(records, **suite_kw)
     n = {v: int((df['verdict'] == v).sum()) for v in ('holds', 'reversed', 'fails', 'undecided')}
@@ -152,4 +193,5 @@ def make_claims(out: str | Path = 'results/runs', # record folder
     a = atomic_write_text(Path(folder) / 'claims.md', head + claims_markdown(df) + '\n')
     b = atomic_write_text(Path(folder) / 'parity.md', '# Every cell of Tables 1-4 beside the paper\n\n'
                           + parity_markdown(records, **suite_kw) + '\n')
-    return a, b
+    c = atomic_write_text(Path(out) / 'README.md', records_index_markdown(records, **suite_kw) + '\n')
+    return a, b, c

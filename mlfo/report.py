@@ -15,7 +15,7 @@ from .config import MLFOConfig, apply_overrides, from_dict
 from .core import MLFOError, atomic_write_json, atomic_write_text, file_fingerprint, git_commit
 from .checkpoint import load_mlfo, read_checkpoint
 from .runs import DATASETS, REFERENCE, SUITE_BUDGET, TABLE3_BACKBONES, TEMPORALS, check_export, read_records
-from .suite import ARTEFACTS, BACKBONE_NAMES, CONSTRAINT_NAMES, TEMPORAL_NAMES, RunSpec, _unique, eval_sets, suite_runs
+from .suite import ARTEFACTS, BACKBONE_NAMES, CONSTRAINT_NAMES, TEMPORAL_NAMES, RunSpec, unique_runs, eval_sets, suite_runs
 
 # %% auto #0
 __all__ = ['PAPER', 'CAPTIONS', 'SYNTHETIC_NOTE', 'LOSS_TERMS', 'FIGURE5_ROWS', 'LEVELS', 'TERM_NAMES', 'Row', 'metric',
@@ -86,7 +86,7 @@ def markdown_table(df, columns: Sequence[str]) -> str:
 
 def missing_runs(specs: Sequence[RunSpec], records: dict) -> list[str]:
     "Labels of the runs of `specs` that have no record."
-    return [s.label() for k, s, _ in _unique(specs) if k not in records]
+    return [s.label() for k, s, _ in unique_runs(specs) if k not in records]
 
 def write_table(name: str, # file stem under results/tables
                 df, columns: Sequence[str], # from `artefact_table`
@@ -161,7 +161,7 @@ def table_rows(artefact: str, # table1 ... table4
 # %% ../nbs/15c_report.ipynb #c6377ee3
 def describe(specs: Sequence[RunSpec], records: dict) -> str:
     "What a table is made of: preset, data, budget and seeds, from the records (or the specs when none exist)."
-    found = [records[k] for k, _, _ in _unique(specs) if k in records]
+    found = [records[k] for k, _, _ in unique_runs(specs) if k in records]
     s = specs[0]
     cfg, evals = s.config()
     seeds = sorted({x.params.get('seed', 0) for x in specs})
@@ -177,7 +177,7 @@ def describe(specs: Sequence[RunSpec], records: dict) -> str:
             f"({cfg.data.root}); evaluation on {', '.join(f'`{n}` ({r})' for n, r in evals)}. "
             f"Budget: {', '.join(map(str, epochs)) or '-'} pretraining epochs, linear probe {cfg.eval.linear_epochs} epochs, "
             f"{ft}{cfg.eval.n_clips} clips per test video. "
-            f"Seeds: {', '.join(map(str, seeds))} ({len(seeds)} per cell). Records: {len(found)} of {len(_unique(specs))} runs "
+            f"Seeds: {', '.join(map(str, seeds))} ({len(seeds)} per cell). Records: {len(found)} of {len(unique_runs(specs))} runs "
             f"({sum(walls) / 3600:.1f} hours of run wall time), commit(s) {', '.join(commits) or '-'}, data {', '.join(fps) or '-'}.")
 
 # %% ../nbs/15c_report.ipynb #fd682760
@@ -383,9 +383,9 @@ def make_figure3(specs: Sequence[RunSpec], out: str | Path = 'results/runs', fol
 def describe_short(specs: Sequence[RunSpec], records: dict) -> str:
     "Preset, epochs, seeds and how many runs have records, in one line."
     cfg = specs[0].config()[0]
-    found = sum(k in records for k, _, _ in _unique(specs))
+    found = sum(k in records for k, _, _ in unique_runs(specs))
     seeds = sorted({s.params.get('seed', 0) for s in specs})
-    return f'preset {cfg.preset}, {cfg.optim.epochs} epochs, seeds {seeds}, {found}/{len(_unique(specs))} runs recorded'
+    return f'preset {cfg.preset}, {cfg.optim.epochs} epochs, seeds {seeds}, {found}/{len(unique_runs(specs))} runs recorded'
 
 def make_figure4(checkpoint: str | Path = REFERENCE, # pretraining or exported checkpoint
                  eval_name: str = 'synthetic', root: str | None = None, # the test split drawn from

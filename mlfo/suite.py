@@ -18,7 +18,7 @@ from .runs import (BOOKKEEPING, CONSTRAINTS, DATASETS, DEFAULT_EVAL, FIG3_E, FIG
 # %% auto #0
 __all__ = ['ARTEFACTS', 'BACKBONE_NAMES', 'TEMPORAL_NAMES', 'CONSTRAINT_NAMES', 'SUITE_ORDER', 'RUN_MEMORY_GIB', 'RunSpec',
            'suite_runs', 'eval_sets', 'repo_root', 'at_repo_root', 'ensure_kernel', 'notebook_params', 'execute_run',
-           'SuiteProgress', 'run_suite', 'pretrain_commands', 'suite', 'render_artefact', 'default_jobs',
+           'unique_runs', 'SuiteProgress', 'run_suite', 'pretrain_commands', 'suite', 'render_artefact', 'default_jobs',
            'threads_per_job', 'estimate_runs', 'estimate_text', 'main']
 
 # %% ../nbs/15b_suite.ipynb #588d84c5
@@ -171,7 +171,7 @@ def _run_in_process(spec: RunSpec, out, log_dir) -> dict:
     return _record_of(out, key, log)
 
 # %% ../nbs/15b_suite.ipynb #2f32dd63
-def _unique(specs: Sequence[RunSpec]) -> list[tuple[str, RunSpec, list[str]]]:
+def unique_runs(specs: Sequence[RunSpec]) -> list[tuple[str, RunSpec, list[str]]]:
     "Runs by key, first occurrence first, with every artefact that uses them."
     seen = {}
     for s in specs:
@@ -199,7 +199,7 @@ def _recorded(out, key: str, spec: RunSpec) -> Path | None:
 
 class SuiteProgress:
     "The suite's progress record (`results/progress.json`): runs done, failed, running and left; written at every change."
-    def __init__(self, runs, # `_unique` output
+    def __init__(self, runs, # `unique_runs` output
                  specs: Sequence[RunSpec], out, progress_file, jobs: int):
         self.t0, self.file, self.jobs, self.lock = time.time(), progress_file, jobs, threading.RLock()
         self.state = {'started': time.strftime('%Y-%m-%dT%H:%M:%S'), 'updated': None, 'artefacts': sorted({s.artefact for s in specs}),
@@ -299,7 +299,7 @@ def run_suite(specs: Sequence[RunSpec], # the runs (duplicates run once)
     "Run every missing run of `specs` in order, resumably, recording progress; return the progress record."
     if jobs < 1: raise MLFOError(f'jobs={jobs}: at least 1')
     if jobs > 1 and via == 'inline': raise MLFOError(f"jobs={jobs} needs one process per run (via='papermill' or 'process'), not {via!r}")
-    runs = _unique(specs)
+    runs = unique_runs(specs)
     progress = SuiteProgress(runs, specs, out, progress_file, jobs)
     if dry_run: progress.state['stopped'] = 'dry run: nothing launched'
     progress.save()
@@ -395,7 +395,7 @@ def estimate_runs(specs: Sequence[RunSpec], # the suite's runs
         except Exception: continue  # a record of an older layout: no estimate from it
         for depth in range(1, 7): seen.setdefault(s[:depth], []).append(rec['wall_s'])
     out = {}
-    for key, spec, _ in _unique(specs):
+    for key, spec, _ in unique_runs(specs):
         if key in records: continue
         s = sig(spec.params.get('init', 'mlfo'), spec.config()[0], threads)
         alike = next((d for d in (6, 5, 4, 3, 2, 1) if s[:d] in seen and (d < 6 or threads is not None)), 0)
