@@ -22,8 +22,8 @@ __all__ = ['PAPER', 'CAPTIONS', 'SYNTHETIC_NOTE', 'LOSS_TERMS', 'FIGURE5_ROWS', 
            'cell_values', 'artefact_table', 'markdown_table', 'missing_runs', 'write_table', 'table_rows', 'describe',
            'output_name', 'table_header', 'make_table', 'loss_terms', 'make_loss_table', 'sweep_frame',
            'figure3_floors', 'figure3', 'split_embeddings', 'neighbour_agreement', 'figure5_inputs', 'make_figure3',
-           'describe_short', 'make_figure4', 'make_figure5', 'term_name', 'pretrain_curves', 'benchmark_records',
-           'budget_curve', 'acceptance']
+           'describe_short', 'make_figure4', 'checkpoint_record', 'make_figure5', 'term_name', 'pretrain_curves',
+           'benchmark_records', 'budget_curve', 'acceptance']
 
 # %% ../nbs/15c_report.ipynb #6301f78d
 @dataclass
@@ -417,6 +417,21 @@ def _epoch_of(checkpoint) -> int | None:
 FIGURE5_ROWS = {'ours': 'ours: feature-level temporal modelling (NTM, reversed feature maps as negatives)',
                 'conventional': 'conventional temporal modelling (CTM, reversed input clips as negatives)'}
 
+def checkpoint_record(spec: RunSpec, records: dict) -> dict:
+    "The record of the pretraining whose checkpoint is now at run `spec`'s checkpoint path: its own, or a rerun's (a rerun of the same pretraining writes the same folder)."
+    rec = records.get(spec.key())
+    ck = ((rec or {}).get('pretrain') or {}).get('checkpoint')
+    if rec is None or not ck or not Path(ck).exists():
+        raise MLFOError(f'Figure 5 needs the checkpoint of run {spec.label()} ({spec.key()}): '
+                        + ('no record yet' if rec is None else f'{ck} is gone') + '; run it with LAUNCH=True')
+    seen = lambda r: {(e.get('checkpoint') or {}).get('fingerprint') for e in (r.get('evaluations') or {}).values()} - {None}
+    now = file_fingerprint([ck])
+    if not seen(rec) or now in seen(rec): return rec   # its own (or a record too old to say which file it read)
+    rerun = [r for r in records.values() if (r.get('pretrain') or {}).get('checkpoint') == ck and now in seen(r)]
+    if rerun: return rerun[0]
+    raise MLFOError(f'{ck}: not the checkpoint run {spec.key()} evaluated, and no record evaluated it (a later pretraining wrote '
+                    'that folder and was stopped?); run it again with LAUNCH=True')
+
 def make_figure5(specs: Sequence[RunSpec], # suite_runs('figure5'): rows 'ours' and 'conventional'
                  out: str | Path = 'results/runs', eval_name: str = 'synthetic', root: str | None = None,
                  query: int = 0, # the test video drawn
@@ -429,12 +444,8 @@ def make_figure5(specs: Sequence[RunSpec], # suite_runs('figure5'): rows 'ours' 
     records = read_records(out)
     chosen = {}
     for s in specs:
-        rec = records.get(s.key())
-        ck = (rec or {}).get('pretrain', {}) or {}
-        if rec is None or not ck.get('checkpoint') or not Path(ck['checkpoint']).exists():
-            raise MLFOError(f'Figure 5 needs the checkpoint of run {s.label()} ({s.key()}): '
-                            + ('no record yet' if rec is None else f'{ck.get("checkpoint")} is gone') + '; run it with LAUNCH=True')
-        chosen[s.row] = (from_dict(rec['config']), ck['checkpoint'], rec['path'])
+        rec = checkpoint_record(s, records)
+        chosen[s.row] = (from_dict(rec['config']), rec['pretrain']['checkpoint'], rec['path'])
     backbones = {FIGURE5_ROWS.get(row, row): build_eval_backbone(cfg, ck) for row, (cfg, ck, _) in chosen.items()}
     cfg = next(iter(chosen.values()))[0]
     ecfg = apply_overrides(cfg, {'eval.dataset': eval_name, 'eval.root': root or DATASETS[eval_name], 'eval.n_clips': 1})
