@@ -360,7 +360,10 @@ def render_artefact(name: str, # a key of ARTEFACTS
     import papermill as pm
     log = Path(log_dir).resolve() / f'{ARTEFACTS[name]}.ipynb'
     log.parent.mkdir(parents=True, exist_ok=True)
-    pm.execute_notebook(str(repo_root() / 'nbs' / f'{ARTEFACTS[name]}.ipynb'), str(log), parameters={'LAUNCH': False, **(params or {})},
+    src = repo_root() / 'nbs' / f'{ARTEFACTS[name]}.ipynb'
+    declared = pm.inspect_notebook(str(src))   # only the parameters this notebook has (Figure 4 has no PRESET, EPOCHS or SEEDS)
+    params = {k: v for k, v in {'LAUNCH': False, **(params or {})}.items() if k in declared}
+    pm.execute_notebook(str(src), str(log), parameters=params,
                         kernel_name=ensure_kernel(), cwd=str(Path.cwd()), progress_bar=False)
     return log
 
