@@ -304,6 +304,9 @@ def figure3(specs: Sequence[RunSpec], records: dict, paths: dict,
             for kind, style in (('random init', '--'), ('chance', ':')):
                 if lines.get(kind) is not None: ax.axhline(lines[kind], color=colours.get(name, 'grey'), ls=style, lw=1)
         if param == 'K': ax.set_xscale('log', base=2)
+        if values := sorted(set(df[param].dropna())):   # the whole sweep on the axis, recorded or not
+            ax.set_xticks(values, [f'{v:g}' for v in values]); ax.minorticks_off()
+            ax.set_xlim(*((values[0] / 1.5, values[-1] * 1.5) if param == 'K' else (values[0] - 0.05, values[-1] + 0.05)))
         ax.set_title('number of prototypes K (E at the preset value)' if param == 'K' else
                      'first-stage fraction of the epochs E (K at the preset value)', fontsize=9)
         ax.set_xlabel('K' if param == 'K' else 'E')
