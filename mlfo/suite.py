@@ -18,8 +18,8 @@ from .runs import (BOOKKEEPING, CONSTRAINTS, DATASETS, DEFAULT_EVAL, FIG3_E, FIG
 # %% auto #0
 __all__ = ['ARTEFACTS', 'BACKBONE_NAMES', 'TEMPORAL_NAMES', 'CONSTRAINT_NAMES', 'SUITE_ORDER', 'RUN_MEMORY_GIB', 'RunSpec',
            'suite_runs', 'eval_sets', 'repo_root', 'at_repo_root', 'ensure_kernel', 'notebook_params', 'execute_run',
-           'unique_runs', 'SuiteProgress', 'run_suite', 'pretrain_commands', 'suite', 'render_artefact', 'default_jobs',
-           'threads_per_job', 'estimate_runs', 'estimate_text', 'main']
+           'unique_runs', 'SuiteProgress', 'threads_per_job', 'run_suite', 'pretrain_commands', 'suite',
+           'render_artefact', 'default_jobs', 'estimate_runs', 'estimate_text', 'main']
 
 # %% ../nbs/15b_suite.ipynb #588d84c5
 @dataclass(frozen=True)
@@ -273,10 +273,14 @@ def _run_one(progress: SuiteProgress, i: int, spec: RunSpec, out, via: str) -> b
     progress.save()
     return True
 
+def threads_per_job(jobs: int) -> int:
+    "The torch threads of each run at `jobs` runs at once (`_in_threads` shares the cores out)."
+    return max(1, (os.cpu_count() or 1) // jobs)
+
 def _in_threads(worker, jobs: int, progress: SuiteProgress):
     "Run `worker` in `jobs` threads, each launching runs as processes; the cores are shared out unless OMP_NUM_THREADS is set."
     threads_env = os.environ.get('OMP_NUM_THREADS')
-    if threads_env is None: os.environ['OMP_NUM_THREADS'] = str(max(1, (os.cpu_count() or 1) // jobs))
+    if threads_env is None: os.environ['OMP_NUM_THREADS'] = str(threads_per_job(jobs))
     pool = [threading.Thread(target=worker, name=f'suite-job-{j}', daemon=True) for j in range(jobs)]
     try:
         for t in pool: t.start()
@@ -378,10 +382,6 @@ def default_jobs(cuda: bool | None = None) -> int:
     try: mem_gib = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30
     except (ValueError, OSError, AttributeError): mem_gib = RUN_MEMORY_GIB
     return max(1, min(os.cpu_count() or 1, int(mem_gib // RUN_MEMORY_GIB)))
-
-def threads_per_job(jobs: int) -> int:
-    "The torch threads of each run at `jobs` runs at once (`_in_threads` shares the cores out)."
-    return max(1, (os.cpu_count() or 1) // jobs)
 
 def estimate_runs(specs: Sequence[RunSpec], # the suite's runs
                   records: dict, # `read_records` output: their wall_s are the measurements

@@ -477,13 +477,14 @@ def generate(root: str | Path, # output folder (created)
         raise MLFOError(f'{root}: not empty and holds no synthetic manifest.json; refusing to write there')
     # written into a staging folder beside `root` and swapped in whole at the end: a stopped generation
     # leaves `root` as it was (absent, or the previous set), and the next call starts the staging afresh
-    staged = _staging(root.resolve())   # resolved: a root given as "." or "sub/.." still has a parent and a name
+    target = root.resolve()   # resolved: a root given as "." or "sub/.." still has a parent and a name
+    staged = _staging(target)
     if staged.exists(): shutil.rmtree(staged)
     try: counts = _write_set(staged, seed, spec, workers, progress)
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
-    _swap_in(staged, root.resolve())
+    _swap_in(staged, target)
     return dict(root=str(root), kind=kind, seed=seed, counts=counts, fingerprint=dataset_fingerprint(root),
                 seconds=round(time.time() - t0, 2), cached=False)
 

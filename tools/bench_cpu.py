@@ -51,7 +51,7 @@ def arrangement(procs: int, threads: int, seconds: float, compile_: bool) -> dic
     ps = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
           for _ in range(procs)]
     for p in ps:
-        if p.stdout.readline().strip() != 'ready': raise SystemExit(f'bench_cpu_jobs: a worker ({" ".join(cmd)}) failed before its first step')
+        if p.stdout.readline().strip() != 'ready': raise SystemExit(f'bench_cpu: a worker ({" ".join(cmd)}) failed before its first step')
     for p in ps: p.stdin.write('go\n'); p.stdin.flush()
     runs = [json.loads(p.stdout.readline()) for p in ps]
     for p in ps: p.wait()
