@@ -12,7 +12,7 @@ from typing import Sequence
 from .config import MLFOConfig, PRESETS, from_dict, get_preset
 from .core import MLFOError, atomic_write_json
 from .runs import (BOOKKEEPING, CONSTRAINTS, DATASETS, DEFAULT_EVAL, FIG3_E, FIG3_K, REFERENCE, SUITE_BUDGET, SUPERVISED_REFERENCE,
-                       TABLE3_BACKBONES, TEMPORALS, Budget, RunInterrupted, ensure_data, find_record, pretrain_key, read_records,
+                       TABLE3_BACKBONES, TEMPORALS, Budget, RunInterrupted, _finished_pretraining, ensure_data, find_record, pretrain_key, read_records,
                        run_ablation, run_config, run_key, run_label, work_folder)
 
 # %% auto #0
@@ -383,40 +383,65 @@ def default_jobs(cuda: bool | None = None) -> int:
     except (ValueError, OSError, AttributeError): mem_gib = RUN_MEMORY_GIB
     return max(1, min(os.cpu_count() or 1, int(mem_gib // RUN_MEMORY_GIB)))
 
+def _median_of(table: dict, sig: tuple, least: int = 0) -> tuple[float | None, int | None]:
+    "The median of the measurements under the longest prefix of `sig` (at least `least` keys) that has any, and how many keys were let go."
+    for n in range(len(sig), least - 1, -1):
+        if sig[:n] in table: return statistics.median(table[sig[:n]]), len(sig) - n
+    return None, None
+
 def estimate_runs(specs: Sequence[RunSpec], # the suite's runs
-                  records: dict, # `read_records` output: their wall_s are the measurements
+                  records: dict, # `read_records` output: their wall times are the measurements
                   threads: int | None = None, # the torch threads each run will have (None: any)
-                 ) -> dict: # key of each run to do -> (seconds or None, how alike: 6 = same init, step, backbone, epochs, protocols, threads)
-    "The wall time of each run still to do, from the recorded runs most like it (same init, step, backbone, epochs, protocols, threads; then less alike)."
-    def sig(init, cfg, n):   # the step: a pretraining's objective and augmentation draws (what its cost depends on)
-        step = (cfg.loss.objective, cfg.data.aug_seed) if init == 'mlfo' else None
-        return (init, step, cfg.model.backbone, cfg.optim.epochs, tuple(cfg.eval.protocols), n)
-    seen = {}
+                  pretrained: Sequence[str] = (), # pretraining keys whose finished pretraining is at hand (no cost)
+                 ) -> dict: # key of each run to do -> (seconds or None, keys let go: 0 = all matched, 1 = all but the threads)
+    """The wall time of each run still to do: its pretraining (once per pretraining: runs that share one pay it once)
+    plus its evaluation, each the median of the recorded parts most like it."""
+    # a pretraining's cost: seconds an epoch, by step (objective, augmentation draws), data set, backbone, threads
+    pre_sig = lambda cfg, n: ((cfg.loss.objective, cfg.data.aug_seed), cfg.data.root, cfg.model.backbone, n)
+    # the rest of a run (evaluations; a supervised run's training): by init, evaluation sets, protocols, finetune recipe, backbone, threads
+    rest_sig = lambda init, evals, cfg, n: (init, tuple(map(tuple, evals)), tuple(cfg.eval.protocols),
+                                            cfg.eval.finetune_epochs if 'finetune' in cfg.eval.protocols else None, cfg.model.backbone, n)
+    pre, rest = {}, {}
+    def add(table, sig, v):
+        for n in range(len(sig) + 1): table.setdefault(sig[:n], []).append(v)
     for rec in records.values():
-        if not rec.get('wall_s') or 'config' not in rec: continue
-        try: s = sig(rec.get('init', 'mlfo'), from_dict(rec['config']), (rec.get('device') or {}).get('torch_threads'))
+        init, p = rec.get('init', 'mlfo'), rec.get('pretrain') or {}
+        if not rec.get('wall_s') or 'config' not in rec or (init == 'mlfo' and not p): continue
+        try: cfg = from_dict(rec['config'])
         except Exception: continue  # a record of an older layout: no estimate from it
-        for depth in range(1, 7): seen.setdefault(s[:depth], []).append(rec['wall_s'])
-    out = {}
+        n = (rec.get('device') or {}).get('torch_threads')
+        pre_s = p.get('wall_s') if init == 'mlfo' and not p.get('reused') else None   # a reused pretraining cost nothing here
+        if pre_s: add(pre, pre_sig(cfg, n), pre_s / cfg.optim.epochs)
+        add(rest, rest_sig(init, rec.get('eval_data') or (), cfg, n), rec['wall_s'] - (pre_s or 0))
+    out, paid = {}, set(pretrained)
     for key, spec, _ in unique_runs(specs):
         if key in records: continue
-        s = sig(spec.params.get('init', 'mlfo'), spec.config()[0], threads)
-        alike = next((d for d in (6, 5, 4, 3, 2, 1) if s[:d] in seen and (d < 6 or threads is not None)), 0)
-        out[key] = (statistics.median(seen[s[:alike]]) if alike else None, alike)
+        (cfg, evals), init = spec.config(), spec.params.get('init', 'mlfo')
+        secs, missed = _median_of(rest, rest_sig(init, evals, cfg, threads), least=1)   # the same init at least
+        if init == 'mlfo' and (pk := pretrain_key(cfg)) not in paid:
+            paid.add(pk)
+            per_epoch, pre_missed = _median_of(pre, pre_sig(cfg, threads))
+            secs = None if per_epoch is None or secs is None else secs + per_epoch * cfg.optim.epochs
+            missed = None if secs is None else max(missed, pre_missed)
+        out[key] = (secs, missed)
     return out
 
-def estimate_text(specs: Sequence[RunSpec], records: dict, jobs: int = 1) -> str:
+def estimate_text(specs: Sequence[RunSpec], records: dict, jobs: int = 1,
+                  work_dir: str | Path = 'runs/results', # where finished pretrainings are looked for (they cost nothing)
+                 ) -> str:
     "One line: the runs to do and their estimated time at `jobs` runs at once, from the records."
     threads = threads_per_job(jobs)
-    est = estimate_runs(specs, records, threads)
+    at_hand = [d.name for d in Path(work_dir).glob('*') if d.is_dir() and _finished_pretraining(d)]
+    est = estimate_runs(specs, records, threads, at_hand)
     if not est: return 'nothing to do'
-    known = [s for s, _ in est.values() if s]
+    known = [s for s, _ in est.values() if s is not None]
     if not known: return f'{len(est)} runs to do; no recorded run to estimate their time from'
     total = sum(known) * len(est) / len(known)
-    exact, same_step = (sum(d == k for _, d in est.values()) for k in (6, 5))
-    return (f'{len(est)} runs to do: about {total / jobs / 3600:.1f} h of wall time at --jobs {jobs} ({threads} thread(s) a run), '
-            f'{total / 3600:.1f} run-hours (median wall time of the recorded runs most alike: {exact} of {len(est)} matched on init, '
-            f'step, backbone, epochs, protocols and threads, {same_step} on all but the threads)')
+    pretrainings = len({pretrain_key(s.config()[0]) for k, s, _ in unique_runs(specs) if k in est and s.params.get('init', 'mlfo') == 'mlfo'} - set(at_hand))
+    exact, all_but_threads = (sum(m == k for _, m in est.values()) for k in (0, 1))
+    return (f'{len(est)} runs to do ({pretrainings} pretraining{"s" if pretrainings != 1 else ""}): about {total / jobs / 3600:.1f} h of wall time at --jobs {jobs} '
+            f'({threads} thread(s) a run), {total / 3600:.1f} run-hours (each part the median of the recorded ones most alike: '
+            f'{exact} of {len(est)} runs matched on everything (step, data sets, protocols, backbone, threads), {all_but_threads} on all but the threads)')
 
 def main(argv: list[str] | None = None) -> int:
     "`mlfo results`: the embedded suite (runs, then tables and figures); resumable."
