@@ -19,7 +19,7 @@ from .runs import (BOOKKEEPING, CONSTRAINTS, DATASETS, DEFAULT_EVAL, FIG3_E, FIG
 __all__ = ['ARTEFACTS', 'BACKBONE_NAMES', 'TEMPORAL_NAMES', 'CONSTRAINT_NAMES', 'SUITE_ORDER', 'RUN_MEMORY_GIB', 'RunSpec',
            'suite_runs', 'eval_sets', 'repo_root', 'at_repo_root', 'ensure_kernel', 'notebook_params', 'execute_run',
            'unique_runs', 'SuiteProgress', 'threads_per_job', 'run_suite', 'pretrain_commands', 'suite',
-           'render_artefact', 'default_jobs', 'estimate_runs', 'estimate_text', 'main']
+           'render_artefact', 'default_jobs', 'estimate_runs', 'pretrainings_at_hand', 'estimate_text', 'main']
 
 # %% ../nbs/15b_suite.ipynb #588d84c5
 @dataclass(frozen=True)
@@ -426,12 +426,16 @@ def estimate_runs(specs: Sequence[RunSpec], # the suite's runs
         out[key] = (secs, missed)
     return out
 
+def pretrainings_at_hand(work_dir: str | Path = 'runs/results') -> list[str]:
+    "The keys of the finished pretrainings in `work_dir` whose checkpoints exist (a run that shares one does not pretrain)."
+    return sorted(d.name for d in Path(work_dir).glob('*') if d.is_dir() and _finished_pretraining(d))
+
 def estimate_text(specs: Sequence[RunSpec], records: dict, jobs: int = 1,
                   work_dir: str | Path = 'runs/results', # where finished pretrainings are looked for (they cost nothing)
                  ) -> str:
     "One line: the runs to do and their estimated time at `jobs` runs at once, from the records."
     threads = threads_per_job(jobs)
-    at_hand = [d.name for d in Path(work_dir).glob('*') if d.is_dir() and _finished_pretraining(d)]
+    at_hand = pretrainings_at_hand(work_dir)
     est = estimate_runs(specs, records, threads, at_hand)
     if not est: return 'nothing to do'
     known = [s for s, _ in est.values() if s is not None]
@@ -486,7 +490,11 @@ def main(argv: list[str] | None = None) -> int:
     if not a.dry_run and a.preset == 'tiny':
         for name in ('synthetic', 'synthetic-hmdb'): ensure_data(name, DATASETS[name], progress=True)
     state = run_suite(specs, a.out, via, a.progress, a.hours, a.max_runs, a.dry_run, jobs)
-    for r in state['runs']: print(f"  {r['status']:7s} {r['label']} ({', '.join(r['artefacts'])})" + (f": {r['error']}" if r['error'] else ''))
+    est = estimate_runs(specs, read_records(a.out), threads_per_job(jobs), pretrainings_at_hand()) if a.dry_run else {}
+    for r in state['runs']:
+        secs = est.get(r['key'], (None,))[0]
+        print(f"  {r['status']:7s} {r['label']} ({', '.join(r['artefacts'])})" + (f": {r['error']}" if r['error'] else '')
+              + (f', about {secs / 60:.0f} min' if secs is not None else ''))
     print(f"runs: {state['done']} done, {state['failed']} failed, {state['todo']} to do, of {state['total']}"
           + (f"; stopped: {state['stopped']}" if state['stopped'] else ''))
     if a.dry_run: print(estimate_text(specs, read_records(a.out), jobs))
