@@ -459,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--inline', action='store_true', help='run in this process instead of a papermill notebook per run (--via inline)')
     ap.add_argument('--via', choices=['papermill', 'inline', 'process'], help='how each run executes: a papermill notebook (default), this process, or a plain Python process (no Jupyter: a GPU node)')
     ap.add_argument('--one-run', metavar='JSON', help=argparse.SUPPRESS)  # one run's parameters: what --via process starts
-    ap.add_argument('--jobs', type=int, help='runs at once, one process each (runs sharing a pretraining never overlap); default: one a core on a CPU as the memory allows, 1 on a GPU or with --via inline')
+    ap.add_argument('--jobs', type=int, help='runs at once, one process each (runs sharing a pretraining never overlap); default: one a core on a CPU as the memory allows, 1 on a GPU or with --via inline. Each run gets cores / JOBS threads, so two suites at once on one CPU should each pass the core count: threads that share a busy core run many times slower')
     ap.add_argument('--dry-run', action='store_true', help='list the runs, done and to do, and stop')
     ap.add_argument('--no-render', action='store_true', help='do not execute the table and figure notebooks')
     ap.add_argument('--out', default='results/runs', help='record folder')
