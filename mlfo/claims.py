@@ -15,8 +15,8 @@ from .suite import BACKBONE_NAMES, CONSTRAINT_NAMES, SUITE_ORDER, TEMPORAL_NAMES
 from .report import PAPER, artefact_table, metric, table_rows
 
 # %% auto #0
-__all__ = ['t_quantile', 'decide', 'Claim', 'paper_claims', 'seed_values', 'decide_claims', 'claims_markdown', 'parity_markdown',
-           'record_objective', 'records_index_markdown', 'make_claims']
+__all__ = ['t_quantile', 'decide', 'Claim', 'paper_claims', 'seed_values', 'decide_claims', 'claims_markdown', 'instance_chance',
+           'instance_plateau', 'parity_markdown', 'record_objective', 'records_index_markdown', 'make_claims']
 
 # %% ../nbs/15d_claims.ipynb #0fd71018
 def t_quantile(p: float, df: int) -> float:
@@ -121,6 +121,28 @@ def claims_markdown(df) -> str:
         lines.append(f"| {_NAMES[r['artefact']]} | {r['claim']} | {paper} | {ours} | {r['n']} | {verdict} |")
     return '\n'.join(lines)
 
+# %% ../nbs/15d_claims.ipynb #6cc87d88
+def instance_chance(rec: dict) -> float | None:
+    "The instance loss of a collapsed embedding for a record's pretraining: ln of the candidates an anchor sees (None: no pretraining config)."
+    cfg = rec.get('config')
+    if rec.get('init', 'mlfo') != 'mlfo' or not isinstance(cfg, dict): return None
+    B = cfg.get('optim', {}).get('batch_size')
+    if not B: return None
+    world = (rec.get('device') or {}).get('world_size', 1)   # the suite's records: one process
+    loss = cfg.get('loss', {})
+    extra = len(loss.get('temporal_augs', ['reverse'])) if loss.get('temporal') == 'conventional' else 0
+    return math.log(2 * B * world - 1 + extra)
+
+def instance_plateau(rec: dict, # a run record
+                     tol: float = 0.01, # relative distance to the collapsed value that still counts as on it
+                    ) -> bool | None:   # None: the record has no pretraining terms to read
+    "Whether a record's pretraining ended with its instance loss on the plateau of a collapsed embedding."
+    chance = instance_chance(rec)
+    last = ((rec.get('pretrain') or {}).get('last_metrics') or {}).get('ins')
+    if chance is None or last is None: return None
+    return abs(last - chance) <= tol * chance
+
+
 # %% ../nbs/15d_claims.ipynb #fea3997c
 def parity_markdown(records: dict, # `read_records` output
                     link: str = '../runs', # how a record is linked from where the table is written
@@ -137,7 +159,11 @@ def parity_markdown(records: dict, # `read_records` output
             keys = list(dict.fromkeys(s.key() for s in specs if s.row == row.runs)) if row.runs else []
             links = ', '.join(f"[{i}]({link}/{Path(records[k]['path']).name})" for i, k in enumerate(keys, 1) if k in records) or '-'
             paper = '-' if r['paper'] is None or (isinstance(r['paper'], float) and math.isnan(r['paper'])) else f"{r['paper']:.1f}"
-            lines.append(f"| {_NAMES[art]} | {r['row']} | {r['column']} | {paper} | {r['ours']} | {links} |")
+            flat = sum(bool(instance_plateau(records[k])) for k in keys if k in records)
+            ours = f"{r['ours']} ‡{flat}" if flat else r['ours']
+            lines.append(f"| {_NAMES[art]} | {r['row']} | {r['column']} | {paper} | {ours} | {links} |")
+    lines += ['', '‡k: k of the cell\'s runs ended their pretraining on the instance plateau (a collapsed embedding: '
+              '`mlfo.claims.instance_plateau`), so the number measures a run that never learnt, not the setting.']
     return '\n'.join(lines)
 
 def record_objective(rec: dict) -> str:
@@ -157,9 +183,13 @@ def records_index_markdown(records: dict, # `read_records` output
         name = Path(rec.get('path', f'{key}.json')).name
         return (f"| [{key}]({name}) | {first} | {rec.get('label', '-')} | {record_objective(rec)} | {rec.get('seed', '-')} | "
                 f"{pct(rec, 'synthetic/linear/top1')} | {pct(rec, 'synthetic/retrieval/R@1')} | {pct(rec, 'synthetic-hmdb/linear/top1')} | "
-                f"{(rec.get('commit') or '-')[:7]} |")
-    head = lambda first: (f'| record | {first} | run | objective | seed | UCF-style linear | UCF-style R@1 | HMDB-style linear | commit |\n'
-                          '|---|---|---|---|---|---|---|---|---|')
+                f"{ins_end(rec)} | {(rec.get('commit') or '-')[:7]} |")
+    def ins_end(rec):
+        last, chance = ((rec.get('pretrain') or {}).get('last_metrics') or {}).get('ins'), instance_chance(rec)
+        if last is None or chance is None: return '-'
+        return f'**{last:.2f}** ({chance:.2f})' if instance_plateau(rec) else f'{last:.2f} ({chance:.2f})'
+    head = lambda first: (f'| record | {first} | run | objective | seed | UCF-style linear | UCF-style R@1 | HMDB-style linear | '
+                          f'instance loss at end (plateau) | commit |\n|---|---|---|---|---|---|---|---|---|---|')
     suite_recs = sorted((k for k in records if k in used), key=lambda k: (used[k], records[k].get('label', '')))
     v2 = sorted((k for k in records if k not in used and ucf(records[k]) == DATASETS['synthetic']), key=lambda k: records[k].get('label', ''))
     other = sorted((k for k in records if k not in used and ucf(records[k]) != DATASETS['synthetic']),
@@ -168,7 +198,9 @@ def records_index_markdown(records: dict, # `read_records` output
            'Generated from the records in this folder by `mlfo.claims.make_claims` (`mlfo results` rewrites it). '
            "A record's objective is what its pretraining optimised: `authors` (the default since the switch), `paper` "
            "(the printed equations), or `legacy` (mlfo's step before the switch: every record made before it); "
-           '"stream draws": augmentation drawn from the process stream, not per sample.', '',
+           '"stream draws": augmentation drawn from the process stream, not per sample. "Instance loss at end": the '
+           'pretraining\'s last logged instance term beside its value for a collapsed embedding, in bold where the run '
+           'ended on that plateau (`mlfo.claims.instance_plateau`).', '',
            f"## The v2 suite's records ({len(suite_recs)})", '',
            'The runs `mlfo results` makes and the tables read, on the benchmark-v2 set; "artefacts" are those that read the record.', '',
            head('artefacts'), *(line(k, records[k], ', '.join(used[k])) for k in suite_recs), '',
