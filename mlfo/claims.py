@@ -15,8 +15,8 @@ from .suite import BACKBONE_NAMES, CONSTRAINT_NAMES, SUITE_ORDER, TEMPORAL_NAMES
 from .report import PAPER, artefact_table, metric, table_rows
 
 # %% auto #0
-__all__ = ['t_quantile', 'decide', 'Claim', 'paper_claims', 'seed_values', 'decide_claims', 'claims_markdown', 'instance_chance',
-           'instance_plateau', 'parity_markdown', 'record_objective', 'records_index_markdown', 'make_claims']
+__all__ = ['t_quantile', 'decide', 'Claim', 'paper_claims', 'instance_chance', 'instance_plateau', 'seed_values', 'decide_claims',
+           'claims_markdown', 'parity_markdown', 'record_objective', 'records_index_markdown', 'make_claims']
 
 # %% ../nbs/15d_claims.ipynb #0fd71018
 def t_quantile(p: float, df: int) -> float:
@@ -79,6 +79,28 @@ def paper_claims(eval_data: Sequence[str] = SUITE_BUDGET.eval_data) -> list[Clai
                 Claim('table1', f'MLFO vs random init, {B}, finetune', f'mlfo {B} finetune', f'random {B} finetune', f'{ucf}/finetune/top1')]
     return out
 
+# %% ../nbs/15d_claims.ipynb #6cc87d88
+def instance_chance(rec: dict) -> float | None:
+    "The instance loss of a collapsed embedding for a record's pretraining: ln of the candidates an anchor sees (None: no pretraining config)."
+    cfg = rec.get('config')
+    if rec.get('init', 'mlfo') != 'mlfo' or not isinstance(cfg, dict): return None
+    B = cfg.get('optim', {}).get('batch_size')
+    if not B: return None
+    world = (rec.get('device') or {}).get('world_size', 1)   # the suite's records: one process
+    loss = cfg.get('loss', {})
+    extra = len(loss.get('temporal_augs', ['reverse'])) if loss.get('temporal') == 'conventional' else 0
+    return math.log(2 * B * world - 1 + extra)
+
+def instance_plateau(rec: dict, # a run record
+                     tol: float = 0.01, # relative distance to the collapsed value that still counts as on it
+                    ) -> bool | None:   # None: the record has no pretraining terms to read
+    "Whether a record's pretraining ended with its instance loss on the plateau of a collapsed embedding."
+    chance = instance_chance(rec)
+    last = ((rec.get('pretrain') or {}).get('last_metrics') or {}).get('ins')
+    if chance is None or last is None: return None
+    return abs(last - chance) <= tol * chance
+
+
 # %% ../nbs/15d_claims.ipynb #6725afbc
 def seed_values(specs: Sequence[RunSpec], records: dict, row: str, path: str) -> dict[int, float]:
     "Seed -> value (percent) of `path` in the records of `row`'s runs."
@@ -102,8 +124,10 @@ def decide_claims(records: dict, # `read_records` output
         a, b = (seed_values(specs[c.artefact], records, r, c.path) for r in (c.better, c.worse))
         seeds = sorted(set(a) & set(b))
         d = decide([a[s] - b[s] for s in seeds], margin=c.margin)
+        flat = [r for r in (c.better, c.worse)   # rows with a run that ended on the instance plateau
+                if any(s.row == r and s.key() in records and instance_plateau(records[s.key()]) for s in specs[c.artefact])]
         rows.append({'artefact': c.artefact, 'claim': c.text, 'better': c.better, 'worse': c.worse, 'metric': c.path,
-                     'paper_diff': c.paper, 'seeds': seeds, **d})
+                     'paper_diff': c.paper, 'seeds': seeds, 'plateau': flat, **d})
     return pd.DataFrame(rows)
 
 _NAMES = {'table1': 'Table 1', 'table2': 'Table 2', 'table3': 'Table 3', 'table4': 'Table 4', 'figure3': 'Figure 3'}
@@ -118,30 +142,12 @@ def claims_markdown(df) -> str:
         elif r['n'] == 1: ours = f"{r['mean']:+.1f} (one seed)"
         else: ours = f"{r['mean']:+.1f} [{r['lo']:+.1f}, {r['hi']:+.1f}]"
         verdict = f"**{r['verdict']}**" if r['verdict'] in ('holds', 'reversed', 'fails') else r['verdict']
+        if r.get('plateau'): verdict += ' ‡'
         lines.append(f"| {_NAMES[r['artefact']]} | {r['claim']} | {paper} | {ours} | {r['n']} | {verdict} |")
+    if any(bool(r.get('plateau')) for _, r in df.iterrows()):
+        lines += ['', '‡: a run of one of the two rows ended its pretraining on the instance plateau (a collapsed embedding, '
+                  '`instance_plateau`): the difference is against a run that never learnt.']
     return '\n'.join(lines)
-
-# %% ../nbs/15d_claims.ipynb #6cc87d88
-def instance_chance(rec: dict) -> float | None:
-    "The instance loss of a collapsed embedding for a record's pretraining: ln of the candidates an anchor sees (None: no pretraining config)."
-    cfg = rec.get('config')
-    if rec.get('init', 'mlfo') != 'mlfo' or not isinstance(cfg, dict): return None
-    B = cfg.get('optim', {}).get('batch_size')
-    if not B: return None
-    world = (rec.get('device') or {}).get('world_size', 1)   # the suite's records: one process
-    loss = cfg.get('loss', {})
-    extra = len(loss.get('temporal_augs', ['reverse'])) if loss.get('temporal') == 'conventional' else 0
-    return math.log(2 * B * world - 1 + extra)
-
-def instance_plateau(rec: dict, # a run record
-                     tol: float = 0.01, # relative distance to the collapsed value that still counts as on it
-                    ) -> bool | None:   # None: the record has no pretraining terms to read
-    "Whether a record's pretraining ended with its instance loss on the plateau of a collapsed embedding."
-    chance = instance_chance(rec)
-    last = ((rec.get('pretrain') or {}).get('last_metrics') or {}).get('ins')
-    if chance is None or last is None: return None
-    return abs(last - chance) <= tol * chance
-
 
 # %% ../nbs/15d_claims.ipynb #fea3997c
 def parity_markdown(records: dict, # `read_records` output
