@@ -4,7 +4,7 @@
 
 # %% ../nbs/15a_runs.ipynb #a1000003
 from __future__ import annotations
-import copy, hashlib, json, time
+import copy, hashlib, json, math, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -365,4 +365,8 @@ def run_ablation(preset: str = 'tiny', K: int | None = None, E: float | None = N
     path = atomic_write_json(Path(out) / f'{label}-{key}.json', record)
     if exported: atomic_write_json(Path(export).with_suffix('.json'), record)
     print(f'record: {path} ({record["wall_s"] / 60:.1f} min)')
+    from mlfo.claims import instance_chance, instance_plateau   # (claims reads records: imported here, not at the top)
+    if instance_plateau(record):
+        print(f"note: the pretraining ended with its instance loss at {pre['last_metrics']['ins']:.3f}, its value for a constant "
+              f'embedding (ln {math.exp(instance_chance(record)):.0f}): this run never learnt to tell its videos apart')
     return record | {'path': str(path)}
