@@ -12,7 +12,7 @@ from typing import Sequence
 from .core import atomic_write_text
 from .runs import DATASETS, SUITE_BUDGET, TABLE3_BACKBONES, read_records
 from .suite import BACKBONE_NAMES, CONSTRAINT_NAMES, SUITE_ORDER, TEMPORAL_NAMES, RunSpec, suite, suite_runs, unique_runs
-from .report import PAPER, artefact_table, metric, table_rows
+from .report import PAPER, PLATEAU_NOTE, artefact_table, metric, table_rows
 
 # %% auto #0
 __all__ = ['t_quantile', 'decide', 'Claim', 'paper_claims', 'instance_chance', 'instance_plateau', 'seed_values', 'decide_claims',
@@ -165,11 +165,8 @@ def parity_markdown(records: dict, # `read_records` output
             keys = list(dict.fromkeys(s.key() for s in specs if s.row == row.runs)) if row.runs else []
             links = ', '.join(f"[{i}]({link}/{Path(records[k]['path']).name})" for i, k in enumerate(keys, 1) if k in records) or '-'
             paper = '-' if r['paper'] is None or (isinstance(r['paper'], float) and math.isnan(r['paper'])) else f"{r['paper']:.1f}"
-            flat = sum(bool(instance_plateau(records[k])) for k in keys if k in records)
-            ours = f"{r['ours']} ‡{flat}" if flat else r['ours']
-            lines.append(f"| {_NAMES[art]} | {r['row']} | {r['column']} | {paper} | {ours} | {links} |")
-    lines += ['', '‡k: k of the cell\'s runs ended their pretraining on the instance plateau (a collapsed embedding: '
-              '`mlfo.claims.instance_plateau`), so the number measures a run that never learnt, not the setting.']
+            lines.append(f"| {_NAMES[art]} | {r['row']} | {r['column']} | {paper} | {r['ours']} | {links} |")
+    if any('‡' in line for line in lines): lines += ['', PLATEAU_NOTE]
     return '\n'.join(lines)
 
 def record_objective(rec: dict) -> str:

@@ -18,9 +18,9 @@ from .runs import DATASETS, REFERENCE, SUITE_BUDGET, TABLE3_BACKBONES, TEMPORALS
 from .suite import ARTEFACTS, BACKBONE_NAMES, CONSTRAINT_NAMES, TEMPORAL_NAMES, RunSpec, unique_runs, eval_sets, suite_runs
 
 # %% auto #0
-__all__ = ['PAPER', 'CAPTIONS', 'SYNTHETIC_NOTE', 'LOSS_TERMS', 'FIGURE5_ROWS', 'LEVELS', 'TERM_NAMES', 'Row', 'metric',
-           'cell_values', 'artefact_table', 'markdown_table', 'missing_runs', 'write_table', 'table_rows', 'describe',
-           'output_name', 'table_header', 'make_table', 'loss_terms', 'make_loss_table', 'sweep_frame',
+__all__ = ['PLATEAU_NOTE', 'PAPER', 'CAPTIONS', 'SYNTHETIC_NOTE', 'LOSS_TERMS', 'FIGURE5_ROWS', 'LEVELS', 'TERM_NAMES', 'Row',
+           'metric', 'cell_values', 'artefact_table', 'markdown_table', 'missing_runs', 'write_table', 'table_rows',
+           'describe', 'output_name', 'table_header', 'make_table', 'loss_terms', 'make_loss_table', 'sweep_frame',
            'figure3_floors', 'figure3', 'split_embeddings', 'neighbour_agreement', 'figure5_inputs', 'make_figure3',
            'describe_short', 'make_figure4', 'checkpoint_record', 'make_figure5', 'term_name', 'pretrain_curves',
            'benchmark_records', 'budget_curve', 'acceptance']
@@ -57,17 +57,21 @@ def _fmt(vals: list[float], expected: int) -> str:
     return s + (f' (n={len(vals)})' if len(vals) == expected else f' (n={len(vals)} of {expected})')
 
 def artefact_table(rows: Sequence[Row], specs: Sequence[RunSpec], records: dict):
-    "A DataFrame: per row and column the paper's number, ours as text, and our mean, std and n."
+    "A DataFrame: per row and column the paper's number, ours as text (‡k: k runs on the instance plateau), our mean, std and n."
     import pandas as pd
+    from mlfo.claims import instance_plateau   # (claims builds on this module: imported here)
     out = []
     for r in rows:
+        keys = [k for k in dict.fromkeys(s.key() for s in specs if s.row == r.runs) if k in records] if r.runs else []
+        flat = sum(bool(instance_plateau(records[k])) for k in keys)
         for col, path in r.metrics.items():
             vals, expected = cell_values(specs, records, r.runs, path) if r.runs else ([], 0)
             mean = sum(vals) / len(vals) if vals else float('nan')
             std = float(pd.Series(vals).std()) if len(vals) > 1 else float('nan')
+            ours = (_fmt(vals, expected) + (f' ‡{flat}' if flat and vals else '')) if r.runs else '-'
             out.append({'row': r.label, 'column': col, 'paper_setting': r.paper_setting, 'paper': r.paper.get(col),
-                        'ours': _fmt(vals, expected) if r.runs else '-', 'mean': mean, 'std': std, 'n': len(vals),
-                        'expected': expected})
+                        'ours': ours, 'mean': mean, 'std': std, 'n': len(vals), 'expected': expected,
+                        'plateau': flat if vals else 0})
     return pd.DataFrame(out)
 
 def markdown_table(df, columns: Sequence[str]) -> str:
@@ -88,6 +92,9 @@ def missing_runs(specs: Sequence[RunSpec], records: dict) -> list[str]:
     "Labels of the runs of `specs` that have no record."
     return [s.label() for k, s, _ in unique_runs(specs) if k not in records]
 
+PLATEAU_NOTE = ('‡k: k of the cell\'s runs ended their pretraining on the instance plateau (a collapsed embedding: '
+                '`mlfo.claims.instance_plateau`), so the number measures a run that never learnt, not the setting.')
+
 def write_table(name: str, # file stem under results/tables
                 df, columns: Sequence[str], # from `artefact_table`
                 header: str, # title and the settings (preset, data, seeds, budget)
@@ -97,6 +104,7 @@ def write_table(name: str, # file stem under results/tables
     "Write <name>.md (header, table, missing runs) and <name>.csv (long form); return both paths."
     missing = missing_runs(specs, records)
     text = header.strip() + '\n\n' + markdown_table(df, columns) + '\n'
+    if 'plateau' in df and df['plateau'].sum() > 0: text += '\n' + PLATEAU_NOTE + '\n'
     text += ('\nMissing runs (not yet run; `make results` resumes them): ' + ', '.join(missing) + '\n') if missing \
         else '\nEvery run of this table has a record.\n'
     md = atomic_write_text(Path(folder) / f'{name}.md', text)
