@@ -59,22 +59,25 @@ def suite_runs(artefact: str, # a key of ARTEFACTS or 'reference'
     "The runs of one artefact of the embedded suite (or of the paper, with a paper preset)."
     tiny = preset == 'tiny'
     epochs = epochs or (budget.epochs if tiny else None)
-    decisive = tuple(seeds) if seeds else (budget.decisive_seeds if tiny else budget.seeds)  # Table 2, Table 3 R3D-18, Figure 3
+    decisive = tuple(seeds) if seeds else (budget.decisive_seeds if tiny else budget.seeds)  # Table 2, R3D-18 in Tables 1, 3, 4, Figure 3
     seeds = tuple(seeds) if seeds else budget.seeds
     eval_data = list(eval_data or (budget.eval_data if tiny else DEFAULT_EVAL['ucf101']))
     base = dict(preset=preset, epochs=epochs, eval_data=eval_data, constraint='combined',
                 temporal='ours', backbone='r3d18', protocols=['linear', 'retrieval'], **(extra or {}))
     spec = lambda row, **kw: RunSpec(artefact, row, {**base, **kw})
     full = ['linear', 'retrieval', 'finetune']
+    ss = lambda bb: decisive if bb == 'r3d18' else seeds
     if artefact in ('table1', 'table4'):
         bbs = ('r3d18', 's3d') if artefact == 'table1' else ('r3d18',)
         inits = ('random', 'mlfo', 'supervised') if artefact == 'table1' else ('mlfo',)
-        runs = [spec(f'{init} {BACKBONE_NAMES[bb]}', backbone=bb, init=init, seed=s, protocols=full)
-                for bb in bbs for init in inits for s in seeds]
+        # tiny: the finetune column has its own runs, so an MLFO row is Table 2's / Table 3's run (same key, one record)
+        main = lambda init: base['protocols'] if tiny and init == 'mlfo' else full
+        runs = [spec(f'{init} {BACKBONE_NAMES[bb]}', backbone=bb, init=init, seed=s, protocols=main(init))
+                for bb in bbs for init in inits for s in ss(bb)]
         if artefact == 'table4': return runs
         ft = dict(protocols=['finetune'], overrides=[*base.get('overrides', []), *budget.finetune]) if tiny else dict(protocols=full)
         return runs + [spec(f'{init} {BACKBONE_NAMES[bb]} finetune', backbone=bb, init=init, seed=s, **ft)  # the finetune column's runs
-                       for bb in bbs for init in ('random', 'mlfo') for s in seeds]
+                       for bb in bbs for init in ('random', 'mlfo') for s in ss(bb)]
     if artefact == 'table2':  # with Table 1's random-init runs as the floor, and the paper's printed equations (neither in the paper)
         paper_eq = [*base.get('overrides', []), 'loss.objective=paper']
         return ([spec('random R3D-18', backbone='r3d18', init='random', seed=s, protocols=full) for s in decisive]
@@ -82,7 +85,6 @@ def suite_runs(artefact: str, # a key of ARTEFACTS or 'reference'
                 + [spec('combined_paper', constraint='combined', seed=s, overrides=paper_eq) for s in decisive])
     if artefact == 'table3':  # with each backbone's random init as its floor (Table 1's runs for R3D-18 and S3D; not in the paper)
         bbs = TABLE3_BACKBONES
-        ss = lambda bb: decisive if bb == 'r3d18' else seeds
         return ([spec(f'random {BACKBONE_NAMES[bb]}', backbone=bb, init='random', seed=s, protocols=full) for bb in bbs for s in ss(bb)]
                 + [spec(f'{t} {bb}', backbone=bb, temporal=t, seed=s) for bb in bbs for t in TEMPORALS for s in ss(bb)])
     if artefact == 'figure3':
@@ -452,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog='mlfo results', description=main.__doc__)
     ap.add_argument('--only', nargs='*', choices=list(ARTEFACTS) + ['reference'], help='artefacts (default: all)')
     ap.add_argument('--epochs', type=int, help=f'pretraining epochs per ablation run (default {SUITE_BUDGET.epochs})')
-    ap.add_argument('--seeds', type=int, nargs='*', help=f'seeds per cell (default {" ".join(map(str, SUITE_BUDGET.seeds))}; {" ".join(map(str, SUITE_BUDGET.decisive_seeds))} for Table 2, the R3D-18 rows of Table 3 and Figure 3)')
+    ap.add_argument('--seeds', type=int, nargs='*', help=f'seeds per cell (default {" ".join(map(str, SUITE_BUDGET.seeds))}; {" ".join(map(str, SUITE_BUDGET.decisive_seeds))} for Table 2, the R3D-18 rows of Tables 1, 3 and 4, and Figure 3)')
     ap.add_argument('--hours', type=float, help='launch no new run after this many hours (resume later)')
     ap.add_argument('--max-runs', type=int, help='launch at most this many runs')
     ap.add_argument('--rows', nargs='*', help="only these rows of the artefacts (e.g. combined combined_paper; --dry-run lists them)")
