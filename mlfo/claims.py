@@ -16,7 +16,8 @@ from .report import PAPER, PLATEAU_NOTE, artefact_table, metric, table_rows
 
 # %% auto #0
 __all__ = ['t_quantile', 'decide', 'Claim', 'paper_claims', 'instance_chance', 'instance_plateau', 'seed_values', 'decide_claims',
-           'claims_markdown', 'parity_markdown', 'record_objective', 'records_index_markdown', 'make_claims']
+           'claims_markdown', 'claims_summary_markdown', 'parity_markdown', 'record_objective',
+           'records_index_markdown', 'make_claims']
 
 # %% ../nbs/15d_claims.ipynb #0fd71018
 def t_quantile(p: float, df: int) -> float:
@@ -147,6 +148,23 @@ def claims_markdown(df) -> str:
     if any(bool(r.get('plateau')) for _, r in df.iterrows()):
         lines += ['', '‡: a run of one of the two rows ended its pretraining on the instance plateau (a collapsed embedding, '
                   '`instance_plateau`): the difference is against a run that never learnt.']
+    return '\n'.join(lines)
+
+# %% ../nbs/15d_claims.ipynb #428b8f3c
+_GROUPS = {'table1': 'Table 1: MLFO vs random init', 'table2': 'Table 2: Combined (multi-level ✓) vs the others',
+           'table3': 'Table 3: the temporal modules', 'figure3': 'Figure 3: E and K'}
+_PREFIX = {'table1': 'MLFO vs random init, ', 'table2': 'Combined (multi-level ✓) vs '}   # what the group's name already says
+
+def claims_summary_markdown(df) -> str:
+    "The verdicts, one line per table or figure: how many claims hold, are reversed, fail or are undecided, and the decided ones."
+    lines = ['| claims of | claims | hold | reversed | fail | undecided | decided: mean difference (points) |',
+             '|---|---|---|---|---|---|---|']
+    for art, g in df.groupby('artefact', sort=False):
+        count = g['verdict'].value_counts()
+        done = [f"{r['claim'].removeprefix(_PREFIX.get(art, ''))}: {r['verdict']}, {r['mean']:+.1f}{' ‡' if r.get('plateau') else ''}"
+                for _, r in g.iterrows() if r['verdict'] != 'undecided']
+        lines.append(f"| {_GROUPS.get(art, _NAMES[art])} | {len(g)} | {count.get('holds', 0)} | {count.get('reversed', 0)} | {count.get('fails', 0)} | "
+                     f"{count.get('undecided', 0)} | {'; '.join(done) or '-'} |")
     return '\n'.join(lines)
 
 # %% ../nbs/15d_claims.ipynb #fea3997c

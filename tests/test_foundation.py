@@ -25,7 +25,7 @@ def test_sidebar_and_readme_current():
 
 
 def test_readme_results_come_from_the_records():
-    "The index's results line becomes one table read from the run records and a link to the verdicts; the README stays short."
+    "The index's results line becomes a table read from the run records and the verdicts folded by artefact; the README stays short."
     import json, docs_offline
     from mlfo.results import metric, read_records
     text = docs_offline.readme_md()
@@ -36,8 +36,13 @@ def test_readme_results_come_from_the_records():
     cells = [c.strip() for c in row.strip('|').split('|')][1:-1]
     assert cells == [f'{100 * metric(records[ref], p):.1f}' for p in docs_offline.RESULT_COLUMNS.values()]
     assert '(no record)' not in text
-    assert 'results/tables/claims.md' in text and 'undecided' in text   # linked: `mlfo results` rewrites the verdicts after each run
-    assert len(text.split()) <= 1500, f'README.md has {len(text.split())} words: move detail to its chapter'
+    assert 'results/tables/claims.md' in text and 'undecided' in text   # every claim with its interval, linked
+    from mlfo.claims import claims_summary_markdown, decide_claims
+    assert claims_summary_markdown(decide_claims(records)) in text   # the verdicts, folded by artefact, from the same records
+    generated = docs_offline.results_section()
+    prose = len(text.split()) - len(generated.split())
+    assert prose <= 1200, f'README.md has {prose} words of prose: move detail to its chapter'
+    assert len(generated.split()) <= 500, f'the generated results section has {len(generated.split())} words: fold it further'
 
 
 def test_docs_offline_has_a_page_per_notebook_with_api_reference(tmp_path):
