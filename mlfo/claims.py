@@ -158,8 +158,8 @@ _PREFIX = {'table1': 'MLFO vs random init, ', 'table2': 'Combined (multi-level â
 def claims_summary_markdown(df) -> str:
     "The verdicts, one line per table or figure: how many claims hold, are reversed, fail or are undecided, and the decided ones."
     lines = ['| claims of | claims | hold | reversed | fail | undecided | decided: mean difference (points) |',
-             '|---|---|---|---|---|---|---|']
-    for art, g in df.groupby('artefact', sort=False):
+             '|--------|--|--|--|--|--|--------------|']   # pandoc reads the dashes as relative widths when a line wraps
+    for art, g in sorted(df.groupby('artefact', sort=False), key=lambda ag: list(_GROUPS).index(ag[0]) if ag[0] in _GROUPS else len(_GROUPS)):
         count = g['verdict'].value_counts()
         done = [f"{r['claim'].removeprefix(_PREFIX.get(art, ''))}: {r['verdict']}, {r['mean']:+.1f}{' â€¡' if r.get('plateau') else ''}"
                 for _, r in g.iterrows() if r['verdict'] != 'undecided']

@@ -88,7 +88,7 @@ def results_section() -> str:
     epochs = ' / '.join(sorted({str(r['params']['epochs']) for r in found if r.get('init') == 'mlfo'}))
     lines = [f"`{setting(lambda r: r['params']['preset'])}` preset, {setting(lambda r: BACKBONE_NAMES[r['params']['backbone']])}, "
              f"seed {setting(lambda r: r['seed'])}; the MLFO rows pretrained for {epochs} epochs. One run record a row.", '',
-             '| run | ' + ' | '.join(RESULT_COLUMNS) + ' | record |', '|---' * (len(RESULT_COLUMNS) + 2) + '|']
+             '| run | ' + ' | '.join(RESULT_COLUMNS) + ' | record |', '|------' + '|---' * (len(RESULT_COLUMNS) + 1) + '|']   # pandoc: dashes are relative widths
     for name, key, rec in rows:
         vals = [metric(rec, path) if rec else None for path in RESULT_COLUMNS.values()]
         lines.append(f'| {name} | ' + ' | '.join('-' if v is None else f'{100 * v:.1f}' for v in vals)
