@@ -11,14 +11,12 @@ from filelock import FileLock
 from mlfo.config import get_preset
 from mlfo.checkpoint import Checkpointer
 from mlfo.pretrain import NonFiniteLoss, SeededItems, pretrain, read_metrics
+from mlfo.testing import SHRUNK_SYNTH, SHRUNK_TINY
 
-# 4 classes x 4 groups x 2 clips, 32 frames of 32x32; split 1 holds out group 1: 24 training videos
-SYNTH = dict(size=32, frames=32, groups=4, clips=2, n_classes=4, shot_len=(8, 16))
-# the tiny preset, smaller still: 3 steps of 8 clips per epoch; every level and the queue from the first
-# step; augmentation in the workers under each item's seed, so any number of processes sees the same clips
-SMALL = {'device': 'cpu', 'model.width': 8, 'model.head_dim': 32, 'loss.K': 16, 'loss.queue_len': 64,
-         'loss.queue_start_epoch': 0, 'loss.E': 0, 'data.size': 16, 'data.aug_device': 'cpu',
-         'optim.epochs': 4, 'optim.batch_size': 8, 'optim.log_every': 1, 'optim.ckpt_every': 1, 'optim.keep_last': 20}
+# the shrunk pretraining of mlfo.testing (24 training videos, 3 steps of 8 clips an epoch, 4 epochs),
+# checkpointing every step so that a kill can land anywhere
+SYNTH = SHRUNK_SYNTH
+SMALL = {**SHRUNK_TINY, 'optim.ckpt_every': 1, 'optim.keep_last': 20}
 STEPS_PER_EPOCH = 3
 # one thread per process: two pytest workers share two cores, and oversubscribed threads are ~5x slower
 ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1', 'PYTHONUNBUFFERED': '1'}

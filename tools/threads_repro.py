@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Does a pretraining reproduce bit for bit, and does the CPU thread count change its numbers?
 
-Runs the tiny preset's full MLFO step, shrunk as the pretraining tests shrink it (width 8, 16x16 crops, batch 8,
-4 epochs of a 4-class synthetic set of 24 training videos: 12 steps), as fresh `mlfo pretrain` processes at
-one and at two threads (two runs each, one after the other), and compares their final weights tensor by tensor:
-bit-identical or not, and the largest absolute difference. Writes one JSON file
+Runs the tiny preset's full MLFO step, shrunk as the pretraining tests shrink it (`mlfo.testing.SHRUNK_TINY`: width
+8, 16x16 crops, batch 8, 4 epochs of a 4-class synthetic set of 24 training videos: 12 steps), as fresh `mlfo
+pretrain` processes at one and at two threads (two runs each, one after the other), and compares their final weights
+tensor by tensor: bit-identical or not, and the largest absolute difference. Writes one JSON file
 (default results/benchmarks/threads-reproducibility.json).
 
 Usage: python tools/threads_repro.py [--threads 1 2] [--repeats 2] [--out results/benchmarks/threads-reproducibility.json]
@@ -18,11 +18,9 @@ import torch  # noqa: E402
 from mlfo.checkpoint import Checkpointer  # noqa: E402
 from mlfo.core import atomic_write_json, device_info, git_commit  # noqa: E402
 from mlfo.synthetic import generate  # noqa: E402
+from mlfo.testing import SHRUNK_SYNTH, SHRUNK_TINY  # noqa: E402
 
-SYNTH = dict(size=32, frames=32, groups=4, clips=2, n_classes=4, shot_len=(8, 16))  # the pretraining tests' set
-SMALL = {'device': 'cpu', 'model.width': 8, 'model.head_dim': 32, 'loss.K': 16, 'loss.queue_len': 64,
-         'loss.queue_start_epoch': 0, 'loss.E': 0, 'data.size': 16, 'data.aug_device': 'cpu',
-         'optim.epochs': 4, 'optim.batch_size': 8, 'optim.log_every': 1, 'optim.ckpt_every': 100}
+SYNTH, SMALL = SHRUNK_SYNTH, {**SHRUNK_TINY, 'optim.ckpt_every': 100}  # the pretraining tests' shrunk step
 
 
 def pretrain(root: Path, out: Path, name: str, threads: int) -> dict:
