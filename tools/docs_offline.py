@@ -105,13 +105,13 @@ def results_section() -> str:
     return '\n'.join(lines)
 
 
-def readme_md() -> str:
-    "README.md from nbs/index.ipynb: title, description, then the markdown cells (code cells as code blocks)."
+def readme_md(results: str | None = None) -> str:
+    "README.md from nbs/index.ipynb: title, description, then the markdown cells (code cells as code blocks); `results`: `results_section()` if already made."
     nb = json.loads((NBS / 'index.ipynb').read_text())
     parts = ['<!-- Generated from nbs/index.ipynb by tools/docs_offline.py; edit the notebook, not this file. -->']
     for c in nb['cells']:
         src = ''.join(c['source'])
-        if c['cell_type'] == 'markdown': parts.append(src.replace(RESULTS_MARKER, results_section()) if RESULTS_MARKER in src else src)
+        if c['cell_type'] == 'markdown': parts.append(src.replace(RESULTS_MARKER, results or results_section()) if RESULTS_MARKER in src else src)
         elif c['cell_type'] == 'code' and not src.lstrip().startswith('#| hide'):
             parts.append('```python\n' + src + '\n```')
     text = '\n\n'.join(parts) + '\n'
