@@ -59,6 +59,7 @@ RESULT_ROWS = (  # the index's results table: a row's name and its run record (a
     ("MLFO, authors' objective, reference run", 'results/reference/mlfo-tiny-reference.json'),
     ("MLFO, authors' objective, seed 0", 'fb74b33bfcfc'),
     ("MLFO, authors' objective, seed 1", 'a1ffb325db69'),
+    ("MLFO, authors' objective, seed 2", 'e3863d0e1533'),
     ("MLFO, printed equations, seed 0", 'b2a80069ce91'),
     ("MLFO, printed equations, seed 1", '1e7f3d33c1fc'),
     ('supervised from scratch (the ceiling)', 'results/reference/supervised-tiny-reference.json'))
