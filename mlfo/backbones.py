@@ -17,7 +17,8 @@ from .config import LEVELS
 
 # %% auto #0
 __all__ = ['BACKBONES', 'check_clip', 'check_levels', 'init_weights', 'MultiLevelBackbone', 'StagedBackbone', 'BasicBlock3d',
-           'R3D18', 'S3D', 'SlowFast18', 'build_backbone', 'level_shapes', 'backbone_flops']
+           'R3D18', 'S3D', 'SlowFast18', 'build_backbone', 'level_shapes', 'backbone_flops', 'StemConv3d',
+           'stem_wgrad_channels_last']
 
 # %% ../nbs/04_backbones.ipynb #11010d90
 def check_clip(x: Tensor, # (B, 3, T, H, W) float clip batch
@@ -293,3 +294,44 @@ def backbone_flops(name: str, width: int = 64, frames: int = 16, size: int = 112
         model, clip = build_backbone(name, width), torch.empty(1, 3, frames, size, size)
         with FlopCounterMode(display=False) as counter: model(clip)
     return counter.get_total_flops()
+
+# %% ../nbs/04_backbones.ipynb #c7efc257
+class _ChannelsLastWeightGrad(torch.autograd.Function):
+    "conv3d (no bias, one group, no dilation) whose weight gradient is computed in the channels_last_3d layout."
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, stride: tuple, padding: tuple) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.conv = (stride, padding)
+        return nn.functional.conv3d(x, weight, None, stride, padding)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, weight = ctx.saved_tensors
+        stride, padding = ctx.conv
+        def conv_grad(g, x, w, mask): return torch.ops.aten.convolution_backward(g, x, w, None, stride, padding, (1, 1, 1), False, (0, 0, 0), 1, mask)
+        gx = conv_grad(grad, x, weight, (True, False, False))[0] if ctx.needs_input_grad[0] else None
+        gw = None
+        if ctx.needs_input_grad[1]:
+            cl = lambda t: t.contiguous(memory_format=torch.channels_last_3d)
+            gw = conv_grad(cl(grad), cl(x), cl(weight), (False, True, False))[1].contiguous()
+        return gx, gw, None, None
+
+
+class StemConv3d(nn.Conv3d):
+    "A stem `Conv3d` whose weight gradient, in fp32 on the CPU, is computed in the channels_last_3d layout."
+    def _conv_forward(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        if (x.device.type == 'cpu' and x.dtype == torch.float32 and x.is_contiguous() and weight.requires_grad
+                and torch.is_grad_enabled() and not torch.is_autocast_enabled('cpu')):
+            return _ChannelsLastWeightGrad.apply(x, weight, self.stride, self.padding)
+        return super()._conv_forward(x, weight, bias)
+
+
+def stem_wgrad_channels_last(model: nn.Module) -> list[str]:
+    "Make each stem conv of `model` (3 input channels, a temporal kernel, no bias) a `StemConv3d`; their names."
+    names = []
+    for name, m in model.named_modules():
+        if (type(m) is nn.Conv3d and m.in_channels == 3 and m.kernel_size[0] > 1 and m.bias is None and m.groups == 1
+                and m.dilation == (1, 1, 1) and m.padding_mode == 'zeros' and not isinstance(m.padding, str)):
+            m.__class__ = StemConv3d   # same parameters and state dict: only the weight gradient's layout changes
+            names.append(name)
+    return names

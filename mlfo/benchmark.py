@@ -15,7 +15,7 @@ import torch
 
 from .config import MLFOConfig
 from .core import atomic_write_json, device_info, git_commit, input_checks, resolve_device
-from .backbones import build_backbone
+from .backbones import build_backbone, stem_wgrad_channels_last
 from .model import MLFO
 from .pretrain import precision
 
@@ -35,6 +35,7 @@ def make_step(cfg: MLFOConfig, # model and loss settings
     torch.manual_seed(cfg.seed)
     model = build_backbone(cfg.model.backbone, cfg.model.width) if variant == 'bare' else MLFO(cfg)
     model = model.to(device).train()
+    if cfg.optim.cpu_stem_wgrad == 'channels_last': stem_wgrad_channels_last(model)   # as the training loop runs (fp32 on the CPU)
     if variant == 'mlfo_fp32': amp, channels_last = False, False
     ctx, cl = precision(device, cfg.optim) if amp else (contextlib.nullcontext(), False)  # as the training loop runs
     channels_last = channels_last and cl

@@ -116,6 +116,7 @@ class OptimConfig:
     amp: str = choice('bf16', 'bf16', 'fp16', 'none')  # autocast dtype on GPU (on the CPU: bf16 where cpu_amp, else fp32)
     channels_last: bool = True  # channels_last_3d memory format on GPU (and on the CPU where cpu_amp)
     cpu_amp: bool = False  # bf16 autocast and channels_last_3d on the CPU too (faster with AVX-512 BF16 or AMX)
+    cpu_stem_wgrad: str = choice('channels_last', 'channels_last', 'default')  # fp32 on the CPU: layout of a 3D stem conv's weight gradient (channels_last: faster, rounds differently; notebook 04)
     compile: bool = False  # torch.compile the model
     ckpt_every: int = 500  # checkpoint every this many steps (and at each epoch end)
     checkpoint_minutes: float = 10.0  # also checkpoint once this many minutes passed since the last checkpoint (0: off)

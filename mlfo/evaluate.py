@@ -15,6 +15,7 @@ from torch import nn, Tensor
 from .core import (MLFOError, atomic_torch_save, atomic_write_json, device_info, file_fingerprint,
                        resolve_device, seed_everything)
 from .config import MLFOConfig
+from .backbones import stem_wgrad_channels_last
 from .checkpoint import load_backbone_weights, read_checkpoint
 
 
@@ -441,6 +442,7 @@ def finetune(backbone: nn.Module, # trained in place (pass a copy to keep the or
     bs = e.batch_size if batch_size is None else batch_size
     torch.manual_seed(seed)
     model = Classifier(backbone, n_classes, e.dropout if dropout is None else dropout).to(_device_of(backbone))
+    if cfg.optim.cpu_stem_wgrad == 'channels_last': stem_wgrad_channels_last(model)   # as pretraining runs (fp32 on the CPU)
     backbone.requires_grad_(True)
     opt = torch.optim.Adam([{'params': model.backbone.parameters(), 'lr': lr * scale}, {'params': model.head.parameters(), 'lr': lr}],
                            weight_decay=e.finetune_wd if weight_decay is None else weight_decay)

@@ -22,6 +22,7 @@ from .core import (MLFOError, atomic_write_json, device_info, git_commit, input_
                        seed_everything, set_rng_state)
 from . import distributed as D
 from .augment import view_seeds
+from .backbones import stem_wgrad_channels_last
 from .checkpoint import Checkpointer
 
 
@@ -262,7 +263,8 @@ def _any_ranks(flags: list[bool], device) -> list[bool]:
     "Is each of `flags` set on any process? (one collective for all)"
     return [x > 0 for x in D.all_reduce_sum(torch.tensor([float(f) for f in flags], device=device)).tolist()]
 
-_IGNORED_ON_RESUME = ('optim.epochs', 'device', 'data.num_workers', 'out_dir', 'name', 'optim.checkpoint_minutes')  # a moved or renamed run folder resumes
+_IGNORED_ON_RESUME = ('optim.epochs', 'device', 'data.num_workers', 'out_dir', 'name', 'optim.checkpoint_minutes',
+                      'optim.cpu_stem_wgrad')  # a moved or renamed run folder resumes, on another machine too
 
 def _check_config(saved: dict, cfg: MLFOConfig, allow_change: bool, path):
     "Resuming with a different config is an error unless allowed (run length may always grow)."
@@ -349,6 +351,7 @@ def _build_model(cfg: MLFOConfig, model: nn.Module | None, device: torch.device)
     if world > 1 and cfg.dist.sync_bn: core = D.sync_batchnorm(core, device)
     amp, channels_last = precision(device, cfg.optim)
     if channels_last: core = core.to(memory_format=torch.channels_last_3d)
+    if cfg.optim.cpu_stem_wgrad == 'channels_last': stem_wgrad_channels_last(core)   # acts in fp32 on the CPU only (notebook 04)
     # the first stage leaves the lower levels' graph heads unused
     model = core if world == 1 else nn.parallel.DistributedDataParallel(
         core, device_ids=[device.index] if device.type == 'cuda' else None, find_unused_parameters=True)

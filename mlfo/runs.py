@@ -125,7 +125,8 @@ def run_config(preset: str = 'tiny', # PRESET: 'tiny' or a paper preset (mlfo.co
     return cfg, evals
 
 # %% ../nbs/15a_runs.ipynb #c04d693a
-BOOKKEEPING = ('name', 'preset', 'out_dir', 'device', 'data.num_workers', 'optim.checkpoint_minutes')  # settings that do not change a run's numbers
+BOOKKEEPING = ('name', 'preset', 'out_dir', 'device', 'data.num_workers', 'optim.checkpoint_minutes',  # settings that do not change what a run computes
+               'optim.cpu_stem_wgrad')   # (the device and the stem's gradient layout change its rounding, as the thread count does)
 ADDED_LATER = {'loss.retrieval_steps': 'full', 'optim.cpu_amp': False, 'data.aug_seed': 'stream',  # settings added after records existed: at this value (the old behaviour) they leave keys unchanged
                **{k: OBJECTIVES['legacy'][k] for k in ADDED_WITH_OBJECTIVE if k != 'loss.objective'}, 'loss.objective': 'legacy'}
 

@@ -123,3 +123,6 @@ def test_docs_exec_check_finds_a_name_the_docs_build_never_defines(tmp_path):
     assert 'cell 2' in problem and 'cell 1' in problem and '`helper`' in problem
     assert check_nbdev.docs_exec_problems(notebook([plain, 'helper = 2', 'from math import pi', 'assert helper == 2'])) == []
     assert check_nbdev.docs_exec_problems(notebook(['helper = 2', 'from math import pi\nassert helper == 2'])) == []   # no API docs: not run
+    # an exported function's argument of the same name is not a notebook name: the cell still fails in the docs build
+    [problem] = check_nbdev.docs_exec_problems(notebook(['#| export\ndef g(helper): return helper', 'helper = 2', 'import math\nassert helper == 2']))
+    assert '`helper`' in problem

@@ -15,10 +15,14 @@ Part `layout` asks whether the channels_last_3d layout (the GPU's) would speed u
 without changing its numbers: the samples/s of both layouts at one thread (alternating rounds in one process),
 and the error of one step's loss and gradients in each against the same step in float64.
 
+Part `stem` measures `optim.cpu_stem_wgrad` (notebook 04): the fp32 step's samples/s at one thread with the stem's
+weight gradient in the default layout and in channels_last_3d (alternating rounds in one process), for R3D-18 and
+SlowFast, and the error of one step's stem weight gradient in each against the same step in float64.
+
 Part `bf16` records `mlfo.pretrain.bf16_conv_check`: the error of a CPU bf16 conv3d weight gradient against fp32
 at the tiny backbone's feature-map sizes (why `optim.cpu_amp` stays off).
 
-    python tools/bench_cpu.py [--parts jobs layout bf16] [--seconds 40] [--rounds 2] [--compile] [--out results/benchmarks/cpu-suite.json]
+    python tools/bench_cpu.py [--parts jobs layout bf16 stem] [--seconds 40] [--rounds 2] [--compile] [--out results/benchmarks/cpu-suite.json]
 """
 import argparse, json, math, os, statistics, subprocess, sys, time
 from pathlib import Path
@@ -124,13 +128,55 @@ def layout(rounds: int, batch: int = 8) -> dict:
     return rec
 
 
+def stem(rounds: int, backbones=('r3d18', 'slowfast'), batch: int = 8) -> dict:
+    "The stem's weight gradient in channels_last_3d against the default layout: the fp32 step's speed at one thread, the gradient's error."
+    import copy, torch
+    import mlfo.benchmark as B
+    from mlfo.backbones import stem_wgrad_channels_last
+    from mlfo.config import get_preset
+    from mlfo.model import MLFO
+    torch.set_num_threads(1)
+    layouts, rec = ('default', 'channels_last'), {}
+    for name in backbones:
+        cfgs = {lay: get_preset('tiny', f'model.backbone={name}', f'optim.cpu_stem_wgrad={lay}') for lay in layouts}
+
+        def stem_grads(lay: str, dtype=torch.float32, cfgs=cfgs) -> dict:
+            cfg = cfgs[lay]
+            torch.manual_seed(cfg.seed)
+            m = MLFO(cfg).train().to(dtype)
+            m.set_epoch(cfg.loss.queue_start_epoch)
+            stems = stem_wgrad_channels_last(m if lay == 'channels_last' else copy.deepcopy(m))
+            views = {k: v.to(dtype) for k, v in B.random_views(batch, cfg.data.clip_len, cfg.data.size, 'cpu', cfg.seed).items()}
+            m(views, stage=2)['loss'].backward()
+            return {s: m.get_submodule(s).weight.grad.double() for s in stems}
+        ref = stem_grads('default', torch.float64)
+        err = {lay: max(float((g - ref[s]).norm() / ref[s].norm()) for s, g in stem_grads(lay).items()) for lay in layouts}
+        steps = {lay: B.make_step(cfgs[lay], 'mlfo', torch.device('cpu'))[0] for lay in layouts}
+        cfg = cfgs['default']
+        views = B.random_views(cfg.optim.batch_size, cfg.data.clip_len, cfg.data.size, 'cpu', cfg.seed)
+        speed = {lay: [] for lay in layouts}
+        for step in steps.values():
+            for _ in range(2): step(views)
+        for _ in range(rounds):
+            for lay, step in steps.items():
+                t = time.perf_counter()
+                for _ in range(4): step(views)
+                speed[lay].append(4 * cfg.optim.batch_size / (time.perf_counter() - t))
+        ratio = round(statistics.median(a / b for a, b in zip(speed['channels_last'], speed['default'], strict=True)), 3)
+        rec[name] = {'stems': list(ref), 'stem_grad_error_vs_float64': err, 'samples_per_s_one_thread': {k: [round(x, 2) for x in v] for k, v in speed.items()},
+                     'ratio_channels_last': ratio}
+        print(f"stem: {name}: the fp32 step {ratio:.2f}x with the stem's weight gradient in channels_last_3d at one thread; that gradient's "
+              f"error against float64 {err['default']:.1e} (default) and {err['channels_last']:.1e} (channels_last)", flush=True)
+    return rec
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--worker', type=int, help=argparse.SUPPRESS)
     ap.add_argument('--seconds', type=float, default=40, help='timed seconds per arrangement and round')
     ap.add_argument('--rounds', type=int, default=2)
     ap.add_argument('--compile', action='store_true', help='also time the compiled step (minutes of compiling per round)')
-    ap.add_argument('--parts', nargs='*', default=['jobs', 'layout', 'bf16'], choices=['jobs', 'layout', 'bf16'])
+    ap.add_argument('--parts', nargs='*', default=['jobs', 'layout', 'bf16'], choices=['jobs', 'layout', 'bf16', 'stem'])
     ap.add_argument('--out', help='write the record here (JSON)')
     a = ap.parse_args(argv)
     if a.worker:
@@ -140,12 +186,13 @@ def main(argv=None) -> dict:
     from mlfo.core import atomic_write_json, device_info, git_commit
     cores = os.cpu_count() or 1
     rec = {'what': "the tiny preset's full MLFO training step on the CPU: samples/s summed over the processes of each arrangement (jobs); "
-                   "the channels_last_3d layout's speed and error (layout)",
+                   "the channels_last_3d layout's speed and error (layout); the stem's weight gradient in channels_last_3d (stem)",
            'command': 'python tools/bench_cpu.py ' + ' '.join(sys.argv[1:] if argv is None else argv),
            'commit': git_commit(), 'date': time.strftime('%Y-%m-%dT%H:%M:%S'), 'device': device_info('cpu'), 'cores': cores,
            'load_before': os.getloadavg()}
     if 'jobs' in a.parts: rec['jobs'] = jobs(a.seconds, a.rounds, a.compile, cores)
     if 'layout' in a.parts: rec['layout'] = layout(a.rounds)
+    if 'stem' in a.parts: rec['stem'] = stem(a.rounds)
     if 'bf16' in a.parts:
         from mlfo.pretrain import bf16_conv_check
         rec['bf16'] = [{**r, 'shape': list(r['shape']), 'rel_err': r['rel_err'] if math.isfinite(r['rel_err']) else str(r['rel_err'])}

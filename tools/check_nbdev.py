@@ -32,6 +32,22 @@ def _bound(tree):
     return names
 
 
+def _module_bound(tree):
+    "Names a cell binds at module level: as `_bound`, but not a function's arguments and locals or a comprehension's variables."
+    scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+    names, todo = set(), [tree]
+    while todo:
+        node = todo.pop()
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): names.add(child.name)
+            if isinstance(child, scopes): continue
+            if isinstance(child, ast.Name) and isinstance(child.ctx, (ast.Store, ast.Del)): names.add(child.id)
+            elif isinstance(child, ast.alias) and child.name != '*': names.add((child.asname or child.name).split('.')[0])
+            elif isinstance(child, ast.ExceptHandler) and child.name: names.add(child.name)
+            todo.append(child)
+    return names
+
+
 def _star_names(tree):
     "What `from m import *` brings in (the module's __all__, or its public names)."
     import importlib
@@ -74,7 +90,7 @@ def docs_exec_problems(nb_path):
                     problems.append(f'{Path(nb_path).name} cell {cell.idx_}: the docs build runs it (it imports '
                                     f'or exports) but not cell {skipped[name]}, which defines `{name}`; '
                                     'put the import in a cell of its own')
-            run |= bound | _star_names(tree)
+            run |= _module_bound(tree) | _star_names(tree)   # a function's arguments are not the notebook's names
         else:
             for name in bound - run: skipped.setdefault(name, cell.idx_)
     return problems
