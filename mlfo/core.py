@@ -13,7 +13,7 @@ import torch
 
 # %% auto #0
 __all__ = ['fsync_dir', 'atomic_write_bytes', 'atomic_write_text', 'atomic_write_json', 'atomic_torch_save', 'seed_everything',
-           'rng_state', 'set_rng_state', 'git_commit', 'check_device', 'resolve_device', 'device_info',
+           'rng_state', 'set_rng_state', 'git_commit', 'check_device', 'resolve_device', 'cpu_model', 'device_info',
            'file_fingerprint', 'MLFOError', 'io_error', 'checks_enabled', 'input_checks', 'check_positive',
            'check_choice', 'check_dims', 'check_finite']
 
@@ -121,11 +121,20 @@ def resolve_device(want: str, # cfg.device: 'auto', 'cpu', 'cuda' or 'cuda:N'
     if want == 'auto': want = 'cuda' if torch.cuda.is_available() else 'cpu'
     return check_device(torch.device(f'cuda:{local}' if want == 'cuda' else want))
 
+def cpu_model() -> str:
+    "The CPU's model name (Linux's /proc/cpuinfo), else what `platform` knows."
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'): return line.split(':', 1)[1].strip()
+    except OSError: pass
+    return platform.processor() or platform.machine()
+
 def device_info(device: str | torch.device | None = None) -> dict:
-    "Where a run ran: device name, CPU count, host, and library versions."
+    "Where a run ran: device name, CPU model and vector instructions (a CPU step's speed hangs on them), CPU count, host, library versions."
     device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
-    name = torch.cuda.get_device_name(device) if device.type == 'cuda' else (platform.processor() or platform.machine())
-    return {'device': str(device), 'device_name': name, 'cpu_count': os.cpu_count(), 'torch_threads': torch.get_num_threads(),
+    name = torch.cuda.get_device_name(device) if device.type == 'cuda' else cpu_model()
+    return {'device': str(device), 'device_name': name, 'cpu': cpu_model(), 'cpu_capability': torch.backends.cpu.get_cpu_capability(),
+            'cpu_count': os.cpu_count(), 'torch_threads': torch.get_num_threads(),
             'python': platform.python_version(), 'torch': torch.__version__, 'host': platform.node()}
 
 def file_fingerprint(paths, # iterable of files
