@@ -395,11 +395,13 @@ def estimate_runs(specs: Sequence[RunSpec], # the suite's runs
                   records: dict, # `read_records` output: their wall times are the measurements
                   threads: int | None = None, # the torch threads each run will have (None: any)
                   pretrained: Sequence[str] = (), # pretraining keys whose finished pretraining is at hand (no cost)
+                  cpu: str | None = None, # the CPU kernels the runs will use (`torch.backends.cpu.get_cpu_capability()`; None: this machine's)
                  ) -> dict: # key of each run to do -> (seconds or None, keys let go: 0 = all matched, 1 = all but how it computes)
     """The wall time of each run still to do: its pretraining (once per pretraining: runs that share one pay it once)
     plus its evaluation, each the median of the recorded parts most like it."""
     # a pretraining's cost: seconds an epoch, by step (objective, augmentation draws), data set, backbone, and how it
-    # computes: threads and the stem's gradient layout (records made before `optim.cpu_stem_wgrad` ran with 'default')
+    # computes: threads, the stem's gradient layout (records made before `optim.cpu_stem_wgrad` ran with 'default') and
+    # the CPU's kernels (AVX2 or AVX-512: a 3.5x apart on the tiny step; records made before they were kept have None)
     pre_sig = lambda cfg, n: ((cfg.loss.objective, cfg.data.aug_seed), cfg.data.root, cfg.model.backbone, n)
     # the rest of a run (evaluations; a supervised run's training): by init, evaluation sets, protocols, finetune recipe, backbone, threads
     rest_sig = lambda init, evals, cfg, n: (init, tuple(map(tuple, evals)), tuple(cfg.eval.protocols),
@@ -412,15 +414,19 @@ def estimate_runs(specs: Sequence[RunSpec], # the suite's runs
         if not rec.get('wall_s') or 'config' not in rec or (init == 'mlfo' and not p): continue
         try: cfg = from_dict(rec['config'])
         except Exception: continue  # a record of an older layout: no estimate from it
-        n = ((rec.get('device') or {}).get('torch_threads'), rec['config'].get('optim', {}).get('cpu_stem_wgrad', 'default'))
+        dev = rec.get('device') or {}
+        n = (dev.get('torch_threads'), rec['config'].get('optim', {}).get('cpu_stem_wgrad', 'default'), dev.get('cpu_capability'))
         pre_s = p.get('wall_s') if init == 'mlfo' and not p.get('reused') else None   # a reused pretraining cost nothing here
         if pre_s: add(pre, pre_sig(cfg, n), pre_s / cfg.optim.epochs)
         add(rest, rest_sig(init, rec.get('eval_data') or (), cfg, n), rec['wall_s'] - (pre_s or 0))
     out, paid = {}, set(pretrained)
+    if cpu is None:
+        import torch
+        cpu = torch.backends.cpu.get_cpu_capability()
     for key, spec, _ in unique_runs(specs):
         if key in records: continue
         (cfg, evals), init = spec.config(), spec.params.get('init', 'mlfo')
-        how = (threads, cfg.optim.cpu_stem_wgrad)
+        how = (threads, cfg.optim.cpu_stem_wgrad, cpu)
         secs, missed = _median_of(rest, rest_sig(init, evals, cfg, how), least=1)   # the same init at least
         if init == 'mlfo' and (pk := pretrain_key(cfg)) not in paid:
             paid.add(pk)
@@ -449,7 +455,7 @@ def estimate_text(specs: Sequence[RunSpec], records: dict, jobs: int = 1,
     exact, all_but_threads = (sum(m == k for _, m in est.values()) for k in (0, 1))
     return (f'{len(est)} runs to do ({pretrainings} pretraining{"s" if pretrainings != 1 else ""}): about {total / jobs / 3600:.1f} h of wall time at --jobs {jobs} '
             f'({threads} thread(s) a run), {total / 3600:.1f} run-hours (each part the median of the recorded ones most alike: '
-            f'{exact} of {len(est)} runs matched on everything (step, data sets, protocols, backbone, threads, stem layout), {all_but_threads} on all but the threads and stem layout)')
+            f'{exact} of {len(est)} runs matched on everything (step, data sets, protocols, backbone, threads, stem layout, CPU kernels), {all_but_threads} on all but these three)')
 
 def main(argv: list[str] | None = None) -> int:
     "`mlfo results`: the embedded suite (runs, then tables and figures); resumable."
