@@ -80,6 +80,19 @@ def jobs(seconds: float, n_rounds: int, compile_: bool, cores: int) -> dict:
     return out
 
 
+def alternating_speed(steps: dict, views: dict, batch: int, rounds: int, warmup: int = 3, per_round: int = 4) -> dict:
+    "Samples/s of each of `steps` in every round; the rounds alternate the steps, so a machine that slows down slows them alike."
+    for step in steps.values():
+        for _ in range(warmup): step(views)
+    speed = {k: [] for k in steps}
+    for _ in range(rounds):
+        for k, step in steps.items():
+            t = time.perf_counter()
+            for _ in range(per_round): step(views)
+            speed[k].append(per_round * batch / (time.perf_counter() - t))
+    return speed
+
+
 def layout(rounds: int, batch: int = 8) -> dict:
     "channels_last_3d against the default layout for the fp32 step on the CPU: speed at one thread, error against float64."
     import contextlib, torch
@@ -112,14 +125,7 @@ def layout(rounds: int, batch: int = 8) -> dict:
         try: steps[cl] = B.make_step(cfg, 'mlfo', torch.device('cpu'))[0]
         finally: B.precision = real
     views = B.random_views(cfg.optim.batch_size, cfg.data.clip_len, cfg.data.size, 'cpu', cfg.seed)
-    speed = {False: [], True: []}
-    for step in steps.values():
-        for _ in range(3): step(views)
-    for _ in range(rounds):
-        for cl, step in steps.items():
-            t = time.perf_counter()
-            for _ in range(4): step(views)
-            speed[cl].append(4 * cfg.optim.batch_size / (time.perf_counter() - t))
+    speed = alternating_speed(steps, views, cfg.optim.batch_size, rounds, warmup=3)
     rec['samples_per_s_one_thread'] = {'default': [round(x, 2) for x in speed[False]], 'channels_last_3d': [round(x, 2) for x in speed[True]]}
     rec['ratio_channels_last_3d'] = round(statistics.median(a / b for a, b in zip(speed[True], speed[False], strict=True)), 3)
     e = rec['error_vs_float64']
@@ -154,14 +160,7 @@ def stem(rounds: int, backbones=('r3d18', 'slowfast'), batch: int = 8) -> dict:
         steps = {lay: B.make_step(cfgs[lay], 'mlfo', torch.device('cpu'))[0] for lay in layouts}
         cfg = cfgs['default']
         views = B.random_views(cfg.optim.batch_size, cfg.data.clip_len, cfg.data.size, 'cpu', cfg.seed)
-        speed = {lay: [] for lay in layouts}
-        for step in steps.values():
-            for _ in range(2): step(views)
-        for _ in range(rounds):
-            for lay, step in steps.items():
-                t = time.perf_counter()
-                for _ in range(4): step(views)
-                speed[lay].append(4 * cfg.optim.batch_size / (time.perf_counter() - t))
+        speed = alternating_speed(steps, views, cfg.optim.batch_size, rounds, warmup=2)
         ratio = round(statistics.median(a / b for a, b in zip(speed['channels_last'], speed['default'], strict=True)), 3)
         rec[name] = {'stems': list(ref), 'stem_grad_error_vs_float64': err, 'samples_per_s_one_thread': {k: [round(x, 2) for x in v] for k, v in speed.items()},
                      'ratio_channels_last': ratio}
