@@ -132,8 +132,9 @@ def cpu_model() -> str:
 def device_info(device: str | torch.device | None = None) -> dict:
     "Where a run ran: device name, CPU model and vector instructions (a CPU step's speed hangs on them), CPU count, host, library versions."
     device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
-    name = torch.cuda.get_device_name(device) if device.type == 'cuda' else cpu_model()
-    return {'device': str(device), 'device_name': name, 'cpu': cpu_model(), 'cpu_capability': torch.backends.cpu.get_cpu_capability(),
+    cpu = cpu_model()
+    name = torch.cuda.get_device_name(device) if device.type == 'cuda' else cpu
+    return {'device': str(device), 'device_name': name, 'cpu': cpu, 'cpu_capability': torch.backends.cpu.get_cpu_capability(),
             'cpu_count': os.cpu_count(), 'torch_threads': torch.get_num_threads(),
             'python': platform.python_version(), 'torch': torch.__version__, 'host': platform.node()}
 

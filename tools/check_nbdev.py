@@ -20,16 +20,19 @@ def snapshot():
     return out
 
 
+def _binds(n) -> set:
+    "The names one AST node binds (an assignment or deletion target, a def or class, an argument, an import, an except name)."
+    if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del)): return {n.id}
+    if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): return {n.name}
+    if isinstance(n, ast.arg): return {n.arg}
+    if isinstance(n, ast.alias) and n.name != '*': return {(n.asname or n.name).split('.')[0]}
+    if isinstance(n, ast.ExceptHandler) and n.name: return {n.name}
+    return set()
+
+
 def _bound(tree):
     "Names a cell binds anywhere (assignments, defs, imports, arguments, loop and with targets)."
-    names = set()
-    for n in ast.walk(tree):
-        if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del)): names.add(n.id)
-        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): names.add(n.name)
-        elif isinstance(n, ast.arg): names.add(n.arg)
-        elif isinstance(n, ast.alias) and n.name != '*': names.add((n.asname or n.name).split('.')[0])
-        elif isinstance(n, ast.ExceptHandler) and n.name: names.add(n.name)
-    return names
+    return set().union(*map(_binds, ast.walk(tree)))
 
 
 def _module_bound(tree):
@@ -37,14 +40,9 @@ def _module_bound(tree):
     scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
     names, todo = set(), [tree]
     while todo:
-        node = todo.pop()
-        for child in ast.iter_child_nodes(node):
-            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)): names.add(child.name)
-            if isinstance(child, scopes): continue
-            if isinstance(child, ast.Name) and isinstance(child.ctx, (ast.Store, ast.Del)): names.add(child.id)
-            elif isinstance(child, ast.alias) and child.name != '*': names.add((child.asname or child.name).split('.')[0])
-            elif isinstance(child, ast.ExceptHandler) and child.name: names.add(child.name)
-            todo.append(child)
+        for child in ast.iter_child_nodes(todo.pop()):
+            names |= _binds(child)   # a def's or class's name, but nothing inside it
+            if not isinstance(child, scopes): todo.append(child)
     return names
 
 
