@@ -484,7 +484,7 @@ def pretrain(cfg: MLFOConfig, # the run's config (validated)
              progress: bool = True, # show a progress bar
              after_epoch: Callable[[int], None] | None = None, # called with the epoch count after each end-of-epoch checkpoint (tests inject faults here)
             ) -> dict:
-    "Self-supervised pretraining; returns a summary with the run folder and the final losses."
+    "Self-supervised pretraining; returns a summary: the run folder, status, epoch and step reached, the step this process started at, the final losses."
     cfg.validate()
     # --- processes and device
     device = D.setup_distributed(cfg)
@@ -520,6 +520,7 @@ def _train(cfg, device, run_dir, ckpt, state, model, data, max_epochs, progress,
     model, fwd, core, amp, channels_last = _build_model(cfg, model, device)
     opt, sched, scaler = _build_optimiser(cfg, core, feed.steps_per_epoch, device)
     epoch, step, start_batch = _resume(state, cfg, core, opt, sched, feed.steps_per_epoch)
+    start_step = step   # where this process began: 0 for a fresh run (a record's wall time covers only its own steps)
     log = MetricLog(run_dir / 'metrics.jsonl', resume_step=step if state is not None else None) if rank == 0 else None
     if rank == 0: cfg.save(run_dir / 'config.yaml')
     saver, meter = _Saver(cfg, ckpt, core, opt, sched), LossMeter(D.get_world_size())
@@ -560,7 +561,7 @@ def _train(cfg, device, run_dir, ckpt, state, model, data, max_epochs, progress,
                 if after_epoch: after_epoch(epoch)
     if bar: bar.close()
     if status == 'finished' and epoch < cfg.optim.epochs: status = 'paused'
-    summary = {'run_dir': str(run_dir), 'status': status, 'epoch': epoch, 'step': step,
+    summary = {'run_dir': str(run_dir), 'status': status, 'epoch': epoch, 'step': step, 'start_step': start_step,
                'checkpoint': str(ckpt.latest()), 'last_metrics': last, 'device': device_info(device)}
     if rank == 0: atomic_write_json(run_dir / 'pretrain.json', {'config': cfg.to_dict(), 'commit': git_commit(), **summary})
     return summary

@@ -333,7 +333,8 @@ def run_ablation(preset: str = 'tiny', K: int | None = None, E: float | None = N
                 raise (RunInterrupted if summary['status'] == 'interrupted' else MLFOError)(f'pretraining {summary["status"]} at epoch {summary["epoch"]} of {cfg.optim.epochs}: '
                                 f'no record written; run again to resume from {summary["checkpoint"]}')
         pre = {k: summary[k] for k in ('run_dir', 'status', 'epoch', 'step', 'checkpoint')}
-        pre.update(reused=reused, wall_s=None if reused else round(time.time() - t1, 1), last_metrics=summary.get('last_metrics'))
+        pre.update(reused=reused, wall_s=None if reused else round(time.time() - t1, 1), last_metrics=summary.get('last_metrics'),
+                   start_step=None if reused else summary.get('start_step', 0))   # resumed: wall_s covers steps start_step..step
         checkpoint = pre['checkpoint']
         if export is not None:
             checkpoint = str(export_checkpoint(checkpoint, export))

@@ -19,7 +19,8 @@ from .runs import (BOOKKEEPING, CONSTRAINTS, DATASETS, DEFAULT_EVAL, FIG3_E, FIG
 __all__ = ['ARTEFACTS', 'BACKBONE_NAMES', 'TEMPORAL_NAMES', 'CONSTRAINT_NAMES', 'SUITE_ORDER', 'RUN_MEMORY_GIB', 'RunSpec',
            'suite_runs', 'eval_sets', 'repo_root', 'at_repo_root', 'ensure_kernel', 'notebook_params', 'execute_run',
            'unique_runs', 'SuiteProgress', 'threads_per_job', 'run_suite', 'pretrain_commands', 'suite',
-           'render_artefact', 'default_jobs', 'estimate_runs', 'pretrainings_at_hand', 'estimate_text', 'main']
+           'render_artefact', 'default_jobs', 'estimate_runs', 'pretrainings_at_hand', 'pretrainings_started',
+           'estimate_text', 'run_lines', 'main']
 
 # %% ../nbs/15b_suite.ipynb #588d84c5
 @dataclass(frozen=True)
@@ -396,6 +397,7 @@ def estimate_runs(specs: Sequence[RunSpec], # the suite's runs
                   threads: int | None = None, # the torch threads each run will have (None: any)
                   pretrained: Sequence[str] = (), # pretraining keys whose finished pretraining is at hand (no cost)
                   cpu: str | None = None, # the CPU kernels the runs will use (`torch.backends.cpu.get_cpu_capability()`; None: this machine's)
+                  started: dict | None = None, # pretraining key -> epochs its newest checkpoint holds (`pretrainings_started`): only the rest is paid
                  ) -> dict: # key of each run to do -> (seconds or None, keys let go: 0 = all matched, 1 = all but how it computes)
     """The wall time of each run still to do: its pretraining (once per pretraining: runs that share one pay it once)
     plus its evaluation, each the median of the recorded parts most like it."""
@@ -417,7 +419,8 @@ def estimate_runs(specs: Sequence[RunSpec], # the suite's runs
         dev = rec.get('device') or {}
         n = (dev.get('torch_threads'), rec['config'].get('optim', {}).get('cpu_stem_wgrad', 'default'), dev.get('cpu_capability'))
         pre_s = p.get('wall_s') if init == 'mlfo' and not p.get('reused') else None   # a reused pretraining cost nothing here
-        if pre_s: add(pre, pre_sig(cfg, n), pre_s / cfg.optim.epochs)
+        share = 1 - (p.get('start_step') or 0) / p['step'] if p.get('step') else 1.0   # a resumed one timed only its own steps
+        if pre_s and share > 0: add(pre, pre_sig(cfg, n), pre_s / (cfg.optim.epochs * share))
         add(rest, rest_sig(init, rec.get('eval_data') or (), cfg, n), rec['wall_s'] - (pre_s or 0))
     out, paid = {}, set(pretrained)
     if cpu is None:
@@ -431,7 +434,8 @@ def estimate_runs(specs: Sequence[RunSpec], # the suite's runs
         if init == 'mlfo' and (pk := pretrain_key(cfg)) not in paid:
             paid.add(pk)
             per_epoch, pre_missed = _median_of(pre, pre_sig(cfg, how))
-            secs = None if per_epoch is None or secs is None else secs + per_epoch * cfg.optim.epochs
+            left = cfg.optim.epochs - min((started or {}).get(pk, 0), cfg.optim.epochs)   # a stopped one resumes
+            secs = None if per_epoch is None or secs is None else secs + per_epoch * left
             missed = None if secs is None else max(missed, pre_missed)
         out[key] = (secs, missed)
     return out
@@ -440,22 +444,50 @@ def pretrainings_at_hand(work_dir: str | Path = 'runs/results') -> list[str]:
     "The keys of the finished pretrainings in `work_dir` whose checkpoints exist (a run that shares one does not pretrain)."
     return sorted(d.name for d in Path(work_dir).glob('*') if d.is_dir() and _finished_pretraining(d))
 
+def pretrainings_started(work_dir: str | Path = 'runs/results') -> dict[str, int]:
+    "The pretrainings in `work_dir` stopped part-way (killed, interrupted, a lost machine), by key: the epochs their newest checkpoint holds."
+    out = {}
+    for d in Path(work_dir).glob('*'):
+        if not d.is_dir() or _finished_pretraining(d): continue
+        try: out[d.name] = int(json.loads((d / 'checkpoints' / 'latest.json').read_text())['epoch'])
+        except (OSError, ValueError, KeyError, TypeError): continue   # none yet, or unreadable: counted as not started
+    return out
+
 def estimate_text(specs: Sequence[RunSpec], records: dict, jobs: int = 1,
-                  work_dir: str | Path = 'runs/results', # where finished pretrainings are looked for (they cost nothing)
+                  work_dir: str | Path = 'runs/results', # where finished pretrainings (no cost) and stopped ones (the rest) are looked for
                  ) -> str:
     "One line: the runs to do and their estimated time at `jobs` runs at once, from the records."
     threads = threads_per_job(jobs)
-    at_hand = pretrainings_at_hand(work_dir)
-    est = estimate_runs(specs, records, threads, at_hand)
+    at_hand, started = pretrainings_at_hand(work_dir), pretrainings_started(work_dir)
+    est = estimate_runs(specs, records, threads, at_hand, started=started)
     if not est: return 'nothing to do'
     known = [s for s, _ in est.values() if s is not None]
     if not known: return f'{len(est)} runs to do; no recorded run to estimate their time from'
     total = sum(known) * len(est) / len(known)
-    pretrainings = len({pretrain_key(s.config()[0]) for k, s, _ in unique_runs(specs) if k in est and s.params.get('init', 'mlfo') == 'mlfo'} - set(at_hand))
+    todo = {pretrain_key(s.config()[0]) for k, s, _ in unique_runs(specs) if k in est and s.params.get('init', 'mlfo') == 'mlfo'} - set(at_hand)
+    pretrainings, part = len(todo), len(todo & set(started))
     exact, all_but_threads = (sum(m == k for _, m in est.values()) for k in (0, 1))
-    return (f'{len(est)} runs to do ({pretrainings} pretraining{"s" if pretrainings != 1 else ""}): about {total / jobs / 3600:.1f} h of wall time at --jobs {jobs} '
+    return (f'{len(est)} run{"s" if len(est) != 1 else ""} to do ({pretrainings} pretraining{"s" if pretrainings != 1 else ""}{f", {part} part-done" if part else ""}): about {total / jobs / 3600:.1f} h of wall time at --jobs {jobs} '
             f'({threads} thread(s) a run), {total / 3600:.1f} run-hours (each part the median of the recorded ones most alike: '
             f'{exact} of {len(est)} runs matched on everything (step, data sets, protocols, backbone, threads, stem layout, CPU kernels), {all_but_threads} on all but these three)')
+
+def run_lines(specs: Sequence[RunSpec], # the suite's runs
+              state: dict, # `run_suite`'s progress record
+              records: dict | None = None, # `read_records` output: with it, where each stopped pretraining resumes and each run's minutes
+              jobs: int = 1, # runs at once (the estimate's threads)
+              work_dir: str | Path = 'runs/results', # where finished and stopped pretrainings are looked for
+             ) -> list[str]:
+    "One line a run: its status, label, artefacts and error; with `records`, the epoch a stopped pretraining resumes at and the estimate."
+    started = pretrainings_started(work_dir) if records is not None else {}
+    est = estimate_runs(specs, records, threads_per_job(jobs), pretrainings_at_hand(work_dir), started=started) if records is not None else {}
+    resumes = {k: f', resumes at epoch {started[pk]} of {s.config()[0].optim.epochs}' for k, s, _ in unique_runs(specs)
+               if s.params.get('init', 'mlfo') == 'mlfo' and (pk := pretrain_key(s.config()[0])) in started}
+    lines = []
+    for r in state['runs']:
+        secs = est.get(r['key'], (None,))[0]
+        lines.append(f"  {r['status']:7s} {r['label']} ({', '.join(r['artefacts'])})" + (f": {r['error']}" if r['error'] else '')
+                     + (resumes.get(r['key'], '') if r['status'] == 'todo' else '') + (f', about {secs / 60:.0f} min' if secs is not None else ''))
+    return lines
 
 def main(argv: list[str] | None = None) -> int:
     "`mlfo results`: the embedded suite (runs, then tables and figures); resumable."
@@ -500,11 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     if not a.dry_run and a.preset == 'tiny':
         for name in ('synthetic', 'synthetic-hmdb'): ensure_data(name, DATASETS[name], progress=True)
     state = run_suite(specs, a.out, via, a.progress, a.hours, a.max_runs, a.dry_run, jobs)
-    est = estimate_runs(specs, read_records(a.out), threads_per_job(jobs), pretrainings_at_hand()) if a.dry_run else {}
-    for r in state['runs']:
-        secs = est.get(r['key'], (None,))[0]
-        print(f"  {r['status']:7s} {r['label']} ({', '.join(r['artefacts'])})" + (f": {r['error']}" if r['error'] else '')
-              + (f', about {secs / 60:.0f} min' if secs is not None else ''))
+    for line in run_lines(specs, state, read_records(a.out) if a.dry_run else None, jobs): print(line)
     print(f"runs: {state['done']} done, {state['failed']} failed, {state['todo']} to do, of {state['total']}"
           + (f"; stopped: {state['stopped']}" if state['stopped'] else ''))
     if a.dry_run: print(estimate_text(specs, read_records(a.out), jobs))
