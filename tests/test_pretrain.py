@@ -148,6 +148,7 @@ def test_kill_and_resume_gives_the_same_weights(tmp_path, data, reference):
     assert (latest['epoch'], latest['step']) == (2, 2 * STEPS_PER_EPOCH)
     s = summary_of(run(args))
     assert (s['status'], s['epoch'], s['step']) == ('finished', 4, 4 * STEPS_PER_EPOCH)
+    assert json.loads((out / 'ref' / 'pretrain.json').read_text())['start_step'] == 2 * STEPS_PER_EPOCH   # what this process ran
     a, b = checkpoint(reference, 4 * STEPS_PER_EPOCH), checkpoint(out / 'ref', 4 * STEPS_PER_EPOCH)
     assert a['model'].keys() == b['model'].keys()
     for k in a['model']: assert torch.equal(a['model'][k], b['model'][k]), k   # bit for bit, queue included
