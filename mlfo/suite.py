@@ -18,8 +18,8 @@ from .runs import (BOOKKEEPING, CONSTRAINTS, DATASETS, DEFAULT_EVAL, FIG3_E, FIG
 # %% auto #0
 __all__ = ['ARTEFACTS', 'BACKBONE_NAMES', 'TEMPORAL_NAMES', 'CONSTRAINT_NAMES', 'SUITE_ORDER', 'RUN_MEMORY_GIB', 'RunSpec',
            'suite_runs', 'eval_sets', 'repo_root', 'at_repo_root', 'ensure_kernel', 'notebook_params', 'execute_run',
-           'unique_runs', 'SuiteProgress', 'threads_per_job', 'run_suite', 'pretrain_commands', 'suite',
-           'render_artefact', 'default_jobs', 'estimate_runs', 'pretrainings_at_hand', 'pretrainings_started',
+           'unique_runs', 'pretrainings_at_hand', 'pretrainings_started', 'SuiteProgress', 'threads_per_job',
+           'run_suite', 'pretrain_commands', 'suite', 'render_artefact', 'default_jobs', 'estimate_runs',
            'estimate_text', 'run_lines', 'main']
 
 # %% ../nbs/15b_suite.ipynb #588d84c5
@@ -183,14 +183,31 @@ def unique_runs(specs: Sequence[RunSpec]) -> list[tuple[str, RunSpec, list[str]]
         else: seen[k] = (k, s, [s.artefact])
     return list(seen.values())
 
-def _groups(runs: Sequence[tuple[str, RunSpec, list[str]]]) -> list[list[int]]:
-    "Indices of `runs` by working folder, first occurrence first: runs that share one pretraining go one after the other."
+def pretrainings_at_hand(work_dir: str | Path = 'runs/results') -> list[str]:
+    "The keys of the finished pretrainings in `work_dir` whose checkpoints exist (a run that shares one does not pretrain)."
+    return sorted(d.name for d in Path(work_dir).glob('*') if d.is_dir() and _finished_pretraining(d))
+
+def pretrainings_started(work_dir: str | Path = 'runs/results') -> dict[str, int]:
+    "The pretrainings in `work_dir` stopped part-way (killed, interrupted, a lost machine), by key: the epochs their newest checkpoint holds."
+    out = {}
+    for d in Path(work_dir).glob('*'):
+        if not d.is_dir() or _finished_pretraining(d): continue
+        try: out[d.name] = int(json.loads((d / 'checkpoints' / 'latest.json').read_text())['epoch'])
+        except (OSError, ValueError, KeyError, TypeError): continue   # none yet, or unreadable: counted as not started
+    return out
+
+def _groups(runs: Sequence[tuple[str, RunSpec, list[str]]],
+            work_dir: str | Path = 'runs/results', # `run_ablation`'s work_dir
+           ) -> list[list[int]]:
+    """Indices of `runs` by working folder, first occurrence first, but the folders of pretrainings stopped part-way
+    first of all (their epochs done turn into records soonest): runs that share one pretraining go one after the other."""
     by = {}
     for i, (key, spec, _) in enumerate(runs):
         cfg, _evals = spec.config()
         init = spec.params.get('init', 'mlfo')
-        by.setdefault(str(work_folder(cfg, key, init)), []).append(i)
-    return list(by.values())
+        by.setdefault(work_folder(cfg, key, init, work_dir).name, []).append(i)
+    started = pretrainings_started(work_dir)
+    return [g for name, g in sorted(by.items(), key=lambda kv: kv[0] not in started)]   # a stable sort
 
 def _recorded(out, key: str, spec: RunSpec) -> Path | None:
     "The run's record, if it exists (and, for a run that needs its checkpoint, if that still exists)."
@@ -438,19 +455,6 @@ def estimate_runs(specs: Sequence[RunSpec], # the suite's runs
             secs = None if per_epoch is None or secs is None else secs + per_epoch * left
             missed = None if secs is None else max(missed, pre_missed)
         out[key] = (secs, missed)
-    return out
-
-def pretrainings_at_hand(work_dir: str | Path = 'runs/results') -> list[str]:
-    "The keys of the finished pretrainings in `work_dir` whose checkpoints exist (a run that shares one does not pretrain)."
-    return sorted(d.name for d in Path(work_dir).glob('*') if d.is_dir() and _finished_pretraining(d))
-
-def pretrainings_started(work_dir: str | Path = 'runs/results') -> dict[str, int]:
-    "The pretrainings in `work_dir` stopped part-way (killed, interrupted, a lost machine), by key: the epochs their newest checkpoint holds."
-    out = {}
-    for d in Path(work_dir).glob('*'):
-        if not d.is_dir() or _finished_pretraining(d): continue
-        try: out[d.name] = int(json.loads((d / 'checkpoints' / 'latest.json').read_text())['epoch'])
-        except (OSError, ValueError, KeyError, TypeError): continue   # none yet, or unreadable: counted as not started
     return out
 
 def estimate_text(specs: Sequence[RunSpec], records: dict, jobs: int = 1,
