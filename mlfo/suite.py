@@ -466,7 +466,7 @@ def estimate_text(specs: Sequence[RunSpec], records: dict, jobs: int = 1,
     est = estimate_runs(specs, records, threads, at_hand, started=started)
     if not est: return 'nothing to do'
     known = [s for s, _ in est.values() if s is not None]
-    if not known: return f'{len(est)} runs to do; no recorded run to estimate their time from'
+    if not known: return f'{len(est)} run{"s" if len(est) != 1 else ""} to do; no recorded run to estimate their time from'
     total = sum(known) * len(est) / len(known)
     todo = {pretrain_key(s.config()[0]) for k, s, _ in unique_runs(specs) if k in est and s.params.get('init', 'mlfo') == 'mlfo'} - set(at_hand)
     pretrainings, part = len(todo), len(todo & set(started))
