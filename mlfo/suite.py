@@ -536,10 +536,11 @@ def main(argv: list[str] | None = None) -> int:
     if not a.dry_run and a.preset == 'tiny':
         for name in ('synthetic', 'synthetic-hmdb'): ensure_data(name, DATASETS[name], progress=True)
     state = run_suite(specs, a.out, via, a.progress, a.hours, a.max_runs, a.dry_run, jobs)
-    for line in run_lines(specs, state, read_records(a.out) if a.dry_run else None, jobs): print(line)
+    records = read_records(a.out) if a.dry_run else None   # the listing's estimate and the total's, from one read
+    for line in run_lines(specs, state, records, jobs): print(line)
     print(f"runs: {state['done']} done, {state['failed']} failed, {state['todo']} to do, of {state['total']}"
           + (f"; stopped: {state['stopped']}" if state['stopped'] else ''))
-    if a.dry_run: print(estimate_text(specs, read_records(a.out), jobs))
+    if a.dry_run: print(estimate_text(specs, records, jobs))
     if a.dry_run: return 0
     if a.preset == 'tiny':   # the verdicts, from every record there is (a few JSON files: no notebook to run)
         from mlfo.claims import make_claims
