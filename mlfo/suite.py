@@ -471,9 +471,12 @@ def estimate_text(specs: Sequence[RunSpec], records: dict, jobs: int = 1,
     todo = {pretrain_key(s.config()[0]) for k, s, _ in unique_runs(specs) if k in est and s.params.get('init', 'mlfo') == 'mlfo'} - set(at_hand)
     pretrainings, part = len(todo), len(todo & set(started))
     exact, all_but_threads = (sum(m == k for _, m in est.values()) for k in (0, 1))
+    import torch
     return (f'{len(est)} run{"s" if len(est) != 1 else ""} to do ({pretrainings} pretraining{"s" if pretrainings != 1 else ""}{f", {part} part-done" if part else ""}): about {total / jobs / 3600:.1f} h of wall time at --jobs {jobs} '
-            f'({threads} thread(s) a run), {total / 3600:.1f} run-hours (each part the median of the recorded ones most alike: '
+            f'({threads} thread(s) a run, {torch.backends.cpu.get_cpu_capability()} kernels), {total / 3600:.1f} run-hours (each part the median of the recorded ones most alike: '
             f'{exact} of {len(est)} runs matched on everything (step, data sets, protocols, backbone, threads, stem layout, CPU kernels), {all_but_threads} on all but these three)')
+
+_UNLIKE = {0: '', 1: ' (timed at other threads, stem layout or CPU kernels)', 2: ' (timed on unlike runs: another step, data set or backbone)'}
 
 def run_lines(specs: Sequence[RunSpec], # the suite's runs
               state: dict, # `run_suite`'s progress record
@@ -488,9 +491,10 @@ def run_lines(specs: Sequence[RunSpec], # the suite's runs
                if s.params.get('init', 'mlfo') == 'mlfo' and (pk := pretrain_key(s.config()[0])) in started}
     lines = []
     for r in state['runs']:
-        secs = est.get(r['key'], (None,))[0]
+        secs, missed = est.get(r['key'], (None, None))
         lines.append(f"  {r['status']:7s} {r['label']} ({', '.join(r['artefacts'])})" + (f": {r['error']}" if r['error'] else '')
-                     + (resumes.get(r['key'], '') if r['status'] == 'todo' else '') + (f', about {secs / 60:.0f} min' if secs is not None else ''))
+                     + (resumes.get(r['key'], '') if r['status'] == 'todo' else '')
+                     + (f', about {secs / 60:.0f} min{_UNLIKE[min(missed, 2)]}' if secs is not None else ''))
     return lines
 
 def main(argv: list[str] | None = None) -> int:
