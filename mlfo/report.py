@@ -20,10 +20,10 @@ from .suite import ARTEFACTS, BACKBONE_NAMES, CONSTRAINT_NAMES, TEMPORAL_NAMES, 
 # %% auto #0
 __all__ = ['PLATEAU_NOTE', 'PAPER', 'CAPTIONS', 'SYNTHETIC_NOTE', 'LOSS_TERMS', 'FIGURE5_ROWS', 'LEVELS', 'TERM_NAMES', 'Row',
            'metric', 'cell_values', 'artefact_table', 'markdown_table', 'missing_runs', 'write_table', 'table_rows',
-           'describe', 'output_name', 'table_header', 'make_table', 'loss_terms', 'make_loss_table', 'sweep_frame',
-           'figure3_floors', 'figure3', 'split_embeddings', 'neighbour_agreement', 'figure5_inputs', 'make_figure3',
-           'describe_short', 'make_figure4', 'checkpoint_record', 'make_figure5', 'term_name', 'pretrain_curves',
-           'benchmark_records', 'budget_curve', 'acceptance']
+           'run_wall_s', 'describe', 'output_name', 'table_header', 'make_table', 'loss_terms', 'make_loss_table',
+           'sweep_frame', 'figure3_floors', 'figure3', 'split_embeddings', 'neighbour_agreement', 'figure5_inputs',
+           'make_figure3', 'describe_short', 'make_figure4', 'checkpoint_record', 'make_figure5', 'term_name',
+           'pretrain_curves', 'benchmark_records', 'budget_curve', 'acceptance']
 
 # %% ../nbs/15c_report.ipynb #6301f78d
 @dataclass
@@ -167,6 +167,13 @@ def table_rows(artefact: str, # table1 ... table4
     raise MLFOError(f'{artefact!r} is not a table: table1, table2, table3 or table4')
 
 # %% ../nbs/15c_report.ipynb #c6377ee3
+def run_wall_s(rec: dict) -> float:
+    "A record's wall time, with the steps a resumed pretraining ran before it stopped counted at the rate of its last process."
+    p, wall = rec.get('pretrain') or {}, rec.get('wall_s') or 0
+    if p.get('start_step') and p.get('wall_s') and p.get('step', 0) > p['start_step'] and not p.get('reused'):
+        wall += p['wall_s'] * p['start_step'] / (p['step'] - p['start_step'])
+    return wall
+
 def describe(specs: Sequence[RunSpec], records: dict) -> str:
     "What a table is made of: preset, data, budget and seeds, from the records (or the specs when none exist)."
     found = [records[k] for k, _, _ in unique_runs(specs) if k in records]
@@ -176,17 +183,18 @@ def describe(specs: Sequence[RunSpec], records: dict) -> str:
     epochs = sorted({x.config()[0].optim.epochs for x in specs if x.params.get('init', 'mlfo') == 'mlfo'})
     commits = sorted({r.get('commit', '?')[:12] for r in found})
     fps = sorted({f'{n}={fp}' for r in found for n, fp in (r.get('data_fingerprint', {}).get('eval') or {}).items()})
-    walls = [r.get('wall_s') or 0 for r in found]
+    walls = [run_wall_s(r) for r in found]
     ft = sorted({(e.finetune_epochs, e.finetune_lr, e.backbone_lr_scale, e.dropout)
                  for e in (x.config()[0].eval for x in specs if x.row.endswith(' finetune'))})  # the finetune column's recipe(s)
     ft = ''.join(f'finetune {n} epochs (Adam lr {lr:g}, backbone lr x{sc:g}, dropout {d:g}), ' for n, lr, sc, d in ft)
+    resumed = "; a resumed pretraining's stopped part at its last process's rate" if any((r.get('pretrain') or {}).get('start_step') for r in found) else ''
     return (f"Preset `{cfg.preset}` (backbone width {cfg.model.width}, {cfg.data.size}x{cfg.data.size} crops, "
             f"{cfg.data.clip_len}-frame clips, batch {cfg.optim.batch_size}, K={cfg.loss.K}); pretraining data `{cfg.data.dataset}` "
             f"({cfg.data.root}); evaluation on {', '.join(f'`{n}` ({r})' for n, r in evals)}. "
             f"Budget: {', '.join(map(str, epochs)) or '-'} pretraining epochs, linear probe {cfg.eval.linear_epochs} epochs, "
             f"{ft}{cfg.eval.n_clips} clips per test video. "
             f"Seeds: {', '.join(map(str, seeds))} ({len(seeds)} per cell). Records: {len(found)} of {len(unique_runs(specs))} runs "
-            f"({sum(walls) / 3600:.1f} hours of run wall time), commit(s) {', '.join(commits) or '-'}, data {', '.join(fps) or '-'}.")
+            f"({sum(walls) / 3600:.1f} hours of run wall time{resumed}), commit(s) {', '.join(commits) or '-'}, data {', '.join(fps) or '-'}.")
 
 # %% ../nbs/15c_report.ipynb #fd682760
 CAPTIONS = {
