@@ -15,7 +15,7 @@ from .config import MLFOConfig, apply_overrides, from_dict
 from .core import MLFOError, atomic_write_json, atomic_write_text, file_fingerprint, git_commit
 from .checkpoint import load_mlfo, read_checkpoint
 from .runs import DATASETS, REFERENCE, SUITE_BUDGET, TABLE3_BACKBONES, TEMPORALS, check_export, read_records
-from .suite import ARTEFACTS, BACKBONE_NAMES, CONSTRAINT_NAMES, TEMPORAL_NAMES, RunSpec, unique_runs, eval_sets, suite_runs
+from .suite import ARTEFACTS, BACKBONE_NAMES, CONSTRAINT_NAMES, TEMPORAL_NAMES, RunSpec, unique_runs, eval_sets, suite_runs, whole_pretrain_s
 
 # %% auto #0
 __all__ = ['PLATEAU_NOTE', 'PAPER', 'CAPTIONS', 'SYNTHETIC_NOTE', 'LOSS_TERMS', 'FIGURE5_ROWS', 'LEVELS', 'TERM_NAMES', 'Row',
@@ -170,9 +170,7 @@ def table_rows(artefact: str, # table1 ... table4
 def run_wall_s(rec: dict) -> float:
     "A record's wall time, with the steps a resumed pretraining ran before it stopped counted at the rate of its last process."
     p, wall = rec.get('pretrain') or {}, rec.get('wall_s') or 0
-    if p.get('start_step') and p.get('wall_s') and p.get('step', 0) > p['start_step'] and not p.get('reused'):
-        wall += p['wall_s'] * p['start_step'] / (p['step'] - p['start_step'])
-    return wall
+    return wall + (whole - p['wall_s'] if (whole := whole_pretrain_s(p)) else 0)
 
 def describe(specs: Sequence[RunSpec], records: dict) -> str:
     "What a table is made of: preset, data, budget and seeds, from the records (or the specs when none exist)."

@@ -19,8 +19,8 @@ from .runs import (BOOKKEEPING, CONSTRAINTS, DATASETS, DEFAULT_EVAL, FIG3_E, FIG
 __all__ = ['ARTEFACTS', 'BACKBONE_NAMES', 'TEMPORAL_NAMES', 'CONSTRAINT_NAMES', 'SUITE_ORDER', 'RUN_MEMORY_GIB', 'RunSpec',
            'suite_runs', 'eval_sets', 'repo_root', 'at_repo_root', 'ensure_kernel', 'notebook_params', 'execute_run',
            'unique_runs', 'pretrainings_at_hand', 'pretrainings_started', 'SuiteProgress', 'threads_per_job',
-           'run_suite', 'pretrain_commands', 'suite', 'render_artefact', 'default_jobs', 'estimate_runs',
-           'estimate_text', 'run_lines', 'main']
+           'run_suite', 'pretrain_commands', 'suite', 'render_artefact', 'default_jobs', 'whole_pretrain_s',
+           'estimate_runs', 'estimate_text', 'run_lines', 'main']
 
 # %% ../nbs/15b_suite.ipynb #588d84c5
 @dataclass(frozen=True)
@@ -409,6 +409,14 @@ def _median_of(table: dict, sig: tuple, least: int = 0) -> tuple[float | None, i
         if sig[:n] in table: return statistics.median(table[sig[:n]]), len(sig) - n
     return None, None
 
+def whole_pretrain_s(p: dict, # a record's `pretrain` entry
+                    ) -> float | None: # None: no pretraining timed here (reused, or no step run)
+    "A pretraining's wall time for all its steps: a resumed one timed only the steps its last process ran, and the rest count at that rate."
+    secs = None if p.get('reused') else p.get('wall_s')
+    step, start = p.get('step'), p.get('start_step') or 0
+    if not secs or not step: return secs or None
+    return secs * step / (step - start) if step > start else None
+
 def estimate_runs(specs: Sequence[RunSpec], # the suite's runs
                   records: dict, # `read_records` output: their wall times are the measurements
                   threads: int | None = None, # the torch threads each run will have (None: any)
@@ -436,8 +444,7 @@ def estimate_runs(specs: Sequence[RunSpec], # the suite's runs
         dev = rec.get('device') or {}
         n = (dev.get('torch_threads'), rec['config'].get('optim', {}).get('cpu_stem_wgrad', 'default'), dev.get('cpu_capability'))
         pre_s = p.get('wall_s') if init == 'mlfo' and not p.get('reused') else None   # a reused pretraining cost nothing here
-        share = 1 - (p.get('start_step') or 0) / p['step'] if p.get('step') else 1.0   # a resumed one timed only its own steps
-        if pre_s and share > 0: add(pre, pre_sig(cfg, n), pre_s / (cfg.optim.epochs * share))
+        if init == 'mlfo' and (whole := whole_pretrain_s(p)): add(pre, pre_sig(cfg, n), whole / cfg.optim.epochs)
         add(rest, rest_sig(init, rec.get('eval_data') or (), cfg, n), rec['wall_s'] - (pre_s or 0))
     out, paid = {}, set(pretrained)
     if cpu is None:
@@ -461,9 +468,10 @@ def estimate_text(specs: Sequence[RunSpec], records: dict, jobs: int = 1,
                   work_dir: str | Path = 'runs/results', # where finished pretrainings (no cost) and stopped ones (the rest) are looked for
                  ) -> str:
     "One line: the runs to do and their estimated time at `jobs` runs at once, from the records."
-    threads = threads_per_job(jobs)
+    import torch
+    threads, cpu = threads_per_job(jobs), torch.backends.cpu.get_cpu_capability()
     at_hand, started = pretrainings_at_hand(work_dir), pretrainings_started(work_dir)
-    est = estimate_runs(specs, records, threads, at_hand, started=started)
+    est = estimate_runs(specs, records, threads, at_hand, cpu=cpu, started=started)
     if not est: return 'nothing to do'
     known = [s for s, _ in est.values() if s is not None]
     if not known: return f'{len(est)} run{"s" if len(est) != 1 else ""} to do; no recorded run to estimate their time from'
@@ -471,9 +479,8 @@ def estimate_text(specs: Sequence[RunSpec], records: dict, jobs: int = 1,
     todo = {pretrain_key(s.config()[0]) for k, s, _ in unique_runs(specs) if k in est and s.params.get('init', 'mlfo') == 'mlfo'} - set(at_hand)
     pretrainings, part = len(todo), len(todo & set(started))
     exact, all_but_threads = (sum(m == k for _, m in est.values()) for k in (0, 1))
-    import torch
     return (f'{len(est)} run{"s" if len(est) != 1 else ""} to do ({pretrainings} pretraining{"s" if pretrainings != 1 else ""}{f", {part} part-done" if part else ""}): about {total / jobs / 3600:.1f} h of wall time at --jobs {jobs} '
-            f'({threads} thread(s) a run, {torch.backends.cpu.get_cpu_capability()} kernels), {total / 3600:.1f} run-hours (each part the median of the recorded ones most alike: '
+            f'({threads} thread(s) a run, {cpu} kernels), {total / 3600:.1f} run-hours (each part the median of the recorded ones most alike: '
             f'{exact} of {len(est)} runs matched on everything (step, data sets, protocols, backbone, threads, stem layout, CPU kernels), {all_but_threads} on all but these three)')
 
 _UNLIKE = {0: '', 1: ' (timed at other threads, stem layout or CPU kernels)', 2: ' (timed on unlike runs: another step, data set or backbone)'}
