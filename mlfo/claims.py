@@ -16,7 +16,7 @@ from .report import PAPER, PLATEAU_NOTE, artefact_table, metric, table_rows
 
 # %% auto #0
 __all__ = ['t_quantile', 'decide', 'Claim', 'paper_claims', 'instance_chance', 'instance_plateau', 'seed_values', 'decide_claims',
-           'claims_markdown', 'claims_summary_markdown', 'parity_markdown', 'record_objective',
+           'claims_markdown', 'claims_first', 'claims_summary_markdown', 'parity_markdown', 'record_objective',
            'records_index_markdown', 'make_claims']
 
 # %% ../nbs/15d_claims.ipynb #0fd71018
@@ -149,6 +149,25 @@ def claims_markdown(df) -> str:
         lines += ['', '‡: a run of one of the two rows ended its pretraining on the instance plateau (a collapsed embedding, '
                   '`instance_plateau`): the difference is against a run that never learnt.']
     return '\n'.join(lines)
+
+# %% ../nbs/15d_claims.ipynb #71859d6e
+def claims_first(specs: Sequence[RunSpec], # the suite's runs, in suite order
+                 records: dict, # `read_records` output: a run with a record is done
+                 claims: Sequence[Claim] | None = None, # default `paper_claims()`
+                ) -> list[RunSpec]:
+    """`specs` reordered: the runs the claims lack first, the claim with the fewest missing first and its runs by
+    seed, then every other run in the order given (a permutation: duplicates across artefacts are kept)."""
+    claims = paper_claims() if claims is None else claims
+    keys = [s.key() for s in specs]
+    need = [list(dict.fromkeys(keys[i] for _, i in sorted(
+                (s.params.get('seed', 0), i) for i, s in enumerate(specs)
+                if s.artefact == c.artefact and s.row in (c.better, c.worse) and keys[i] not in records)))
+            for c in claims]
+    rank = {}
+    while left := [ks for ks in ([k for k in ks if k not in rank] for ks in need) if ks]:
+        for k in min(left, key=len): rank[k] = len(rank)   # the first claim with the fewest runs missing
+    return [specs[i] for i in sorted(range(len(specs)), key=lambda i: rank.get(keys[i], len(rank) + i))]
+
 
 # %% ../nbs/15d_claims.ipynb #428b8f3c
 _GROUPS = {'table1': 'Table 1: MLFO vs random init', 'table2': 'Table 2: Combined (multi-level ✓) vs the others',

@@ -518,6 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--one-run', metavar='JSON', help=argparse.SUPPRESS)  # one run's parameters: what --via process starts
     ap.add_argument('--jobs', type=int, help='runs at once, one process each (runs sharing a pretraining never overlap); default: one a core on a CPU as the memory allows, 1 on a GPU or with --via inline. Each run gets cores / JOBS threads, so two suites at once on one CPU should each pass the core count: threads that share a busy core run many times slower')
     ap.add_argument('--dry-run', action='store_true', help='list the runs, done and to do, and stop')
+    ap.add_argument('--order', choices=['claims', 'suite'], default='claims', help="claims (default): the runs a claim of the paper lacks first, the claim nearest a verdict first, seed by seed (claims_first); suite: the artefacts' order")
     ap.add_argument('--no-render', action='store_true', help='do not execute the table and figure notebooks')
     ap.add_argument('--out', default='results/runs', help='record folder')
     ap.add_argument('--progress', default='results/progress.json', help='progress record (--dry-run writes it too)')
@@ -541,14 +542,17 @@ def main(argv: list[str] | None = None) -> int:
         if unknown := sorted(set(a.rows) - {s.row for s in specs}):
             raise MLFOError(f"--rows: no row {', '.join(map(repr, unknown))} in {', '.join(chosen)}; rows: {', '.join(sorted({s.row for s in specs}))}")
         specs = [s for s in specs if s.row in a.rows]
+    records = read_records(a.out)   # the runs done: the claims' order, the listing's estimate
+    if a.order == 'claims':
+        from mlfo.claims import claims_first   # mlfo.claims imports this module
+        specs = claims_first(specs, records)
     if a.print_commands:
         print('\n'.join(pretrain_commands(specs, a.gpus)))
         return 0
     if not a.dry_run and a.preset == 'tiny':
         for name in ('synthetic', 'synthetic-hmdb'): ensure_data(name, DATASETS[name], progress=True)
     state = run_suite(specs, a.out, via, a.progress, a.hours, a.max_runs, a.dry_run, jobs)
-    records = read_records(a.out) if a.dry_run else None   # the listing's estimate and the total's, from one read
-    for line in run_lines(specs, state, records, jobs): print(line)
+    for line in run_lines(specs, state, records if a.dry_run else None, jobs): print(line)
     print(f"runs: {state['done']} done, {state['failed']} failed, {state['todo']} to do, of {state['total']}"
           + (f"; stopped: {state['stopped']}" if state['stopped'] else ''))
     if a.dry_run: print(estimate_text(specs, records, jobs))
