@@ -40,6 +40,12 @@ def test_readme_results_come_from_the_records():
     assert 'results/tables/claims.md' in text and 'undecided' in text   # every claim with its interval, linked
     from mlfo.claims import claims_summary_markdown, decide_claims
     assert claims_summary_markdown(decide_claims(records)) in text   # the verdicts, folded by artefact, from the same records
+    assert docs_offline.suite_status(records) in text   # how much of the suite is recorded, from the same records
+    from mlfo.suite import suite, unique_runs
+    keys = [k for k, _, _ in unique_runs(suite())]
+    assert docs_offline.suite_status({}).startswith(f"0 of the suite's {len(keys)} runs are recorded;")
+    assert docs_offline.suite_status({k: {} for k in keys[1:]}).startswith(f"{len(keys) - 1} of the suite's {len(keys)}")
+    assert docs_offline.suite_status({k: {} for k in keys}) == f"Every one of the suite's {len(keys)} runs is recorded."
     prose = len(text.split()) - len(generated.split())
     assert prose <= 1200, f'README.md has {prose} words of prose: move detail to its chapter'
     assert len(generated.split()) <= 500, f'the generated results section has {len(generated.split())} words: fold it further'

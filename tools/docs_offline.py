@@ -100,10 +100,21 @@ def results_section() -> str:
     lines += ['', f"**The paper's claims** ({len(df)}), each a paired Student-t test over seeds on the UCF-style set; "
                   f"each with its interval in [`claims.md`]({repo_url('results/tables/claims.md')}), every cell beside the "
                   f"paper's in [`parity.md`]({repo_url('results/tables/parity.md')}), every record in "
-                  f"[`results/runs`]({repo_url('results/runs/README.md')}). The suite is still running.", '', claims_summary_markdown(df)]
+                  f"[`results/runs`]({repo_url('results/runs/README.md')}).", '', claims_summary_markdown(df)]
     if df['plateau'].map(bool).any():
         lines += ['', '‡: against runs that never left the instance plateau (Known issues).']
+    lines += ['', suite_status(records)]
     return '\n'.join(lines)
+
+
+def suite_status(records: dict) -> str:
+    "How much of the suite the records hold: a line for the README, true at every commit."
+    from mlfo.suite import suite, unique_runs
+    keys = {k for k, _, _ in unique_runs(suite())}
+    done = len(keys & set(records))
+    if done == len(keys): return f'Every one of the suite\'s {len(keys)} runs is recorded.'
+    return (f'{done} of the suite\'s {len(keys)} runs are recorded; `make results` runs the rest, those the claims '
+            f'lack first ([The suite]({SITE}suite.html)).')
 
 
 def readme_md(results: str | None = None) -> str:
